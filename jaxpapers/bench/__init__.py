@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m jaxpapers.bench.<name>` prints the anchor, ours, and the ratio."""

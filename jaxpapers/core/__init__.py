@@ -1,0 +1,1 @@
+"""Shared stack: models, sampler, trainers, mesh, checkpoints, data, metrics."""

@@ -1,0 +1,1 @@
+"""Pure losses and jitted train steps: SFT, GRPO, DPO."""

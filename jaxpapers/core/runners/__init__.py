@@ -1,0 +1,1 @@
+"""Experiments of the core stack (each module registers one with `registry.experiment`)."""

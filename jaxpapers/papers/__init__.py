@@ -1,0 +1,1 @@
+"""One package per paper; each registers its experiments in `<paper>/experiment.py`."""
