@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 
 from jaxpapers.core import checkpoint as ckpt_lib
 from jaxpapers.core import metrics as metrics_lib
@@ -106,13 +105,14 @@ def restore_or_init(checkpointer: ckpt_lib.Checkpointer, abstract, init: Callabl
   """Own latest checkpoint > explicit resume path > `init()` (HF params or scratch)."""
   restored = checkpointer.restore_latest(abstract, data_iter)
   if restored is not None:
-    logging.info('resumed from %s step %d', checkpointer.directory, restored.step)
+    print(f'resumed from step {restored.step} ({checkpointer.directory})', flush=True)
     return restored.state, restored.step
   if resume_from:
     other = ckpt_lib.Checkpointer(resume_from, every=0)
     restored = other.restore_latest(abstract, data_iter)
     if restored is None:
       raise FileNotFoundError(f'resume_from: no readable checkpoint in {resume_from}')
+    print(f'resumed from step {restored.step} of {resume_from}', flush=True)
     return restored.state, restored.step
   return init(), 0
 
