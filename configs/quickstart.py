@@ -53,5 +53,6 @@ def get_config(arg=None):
   if arg.test:
     c.steps, c.seq_len, c.batch_size, c.log_every = 6, 96, 8, 2
     c.checkpoint.every = 2
+    c.optimizer.warmup_steps, c.optimizer.learning_rate = 1, 1e-2
     c.data.limit = 256
   return c

@@ -1,0 +1,330 @@
+"""Verifiable rewards: math answers (math-verify), output format, QA exact match / F1 / recall.
+
+Every reward is `fn(completion, answer) -> float` registered in `REWARDS`, and is total:
+garbage, empty, non-string or adversarial input gives 0.0, never an exception, and returns
+within a time bound.
+
+Math (`math`): the answer is the content of the last complete \\boxed{...} in the completion,
+else the last GSM8K-style "#### x", else the last <answer>...</answer>; the gold is read the
+same way from `answer` (a GSM8K solution, a MATH boxed solution, or a bare answer). Plain
+numbers are compared exactly with `fractions.Fraction` (no sympy, fast for GSM8K); anything
+else goes through math-verify's `parse` (as \\boxed{...}) and `verify(gold, answer)`.
+math-verify's own timeouts use signal.alarm, which only works on the main thread, so we pass
+parsing_timeout=None / timeout_seconds=None and bound the time ourselves:
+  - on the main thread, one SIGALRM deadline (`time_budget_s`, default 1 s) around parse and
+    verify; expiry means reward 0;
+  - on other threads (a reward thread pool) signals are unavailable, so expressions that can
+    make sympy run away (exponents >= 100, power towers, factorials of >= 100, ** powers)
+    are rejected up front with reward 0. This is our choice; a legitimate answer such as
+    2^{100} then scores 0 off the main thread.
+On both paths answers longer than `max_answer_chars` (200) or with a 40+ digit literal score 0.
+
+Format (`format`): exactly one <think>...</think> then exactly one <answer>...</answer>, with
+only whitespace around and between (DeepSeek-R1 style), checked without regex backtracking.
+`think_format` is TRL's `think_format_reward` (trl/rewards/format_rewards.py): the output
+starts with <think>, has no second <think>, and closes </think>. `make_regex_format_reward`
+builds a reward from any pattern (the caller owns its worst case).
+
+QA (`exact_match`, `f1`, `substring_recall`): SQuAD v1.1 normalisation (lower-case, strip
+punctuation and articles a/an/the, collapse whitespace), max over gold aliases. The prediction
+is the last <answer>...</answer> when present, else the whole completion. substring_recall is
+1 when a normalised gold alias occurs, on word boundaries, in the normalised prediction
+(Search-R1/R1-Searcher's "cover" match; word boundaries so that '1' is not found in '10').
+"""
+from __future__ import annotations
+
+import collections
+import fractions
+import functools
+import re
+import signal
+import string
+import threading
+from typing import Any, Callable
+
+from jaxpapers.core.registry import Registry
+
+REWARDS = Registry('reward')
+register = REWARDS.register
+
+MAX_ANSWER_CHARS = 200
+_GSM8K = re.compile(r'####\s*([^\n]*)')
+_ANSWER_TAG = re.compile(r'<answer>(.*?)</answer>', re.DOTALL)
+_HUGE_LITERAL = re.compile(r'\d{40,}')
+_RISKY = [re.compile(p) for p in (
+    r'\^\s*\{?\s*[-+]?\s*\(?\s*\d{3,}',      # exponent >= 100
+    r'\^\s*\{[^{}]*\^',                      # power tower inside braces
+    r'\^\s*[\w.]+\s*\^',                     # a^b^c
+    r'\d{3,}\s*!',                           # factorial of >= 100
+    r'\*\*',                                 # python-style power
+)]
+_PUNCTUATION = frozenset(string.punctuation)
+_NUMBER = re.compile(r'[-+]?(?:\d+(?:\.\d*)?|\.\d+)')
+
+
+def _as_text(completion: Any) -> str | None:
+  """A completion as text: str as is, TRL chat format -> last message content, else None."""
+  if isinstance(completion, str):
+    return completion
+  if isinstance(completion, (list, tuple)) and completion:
+    last = completion[-1]
+    if isinstance(last, dict) and isinstance(last.get('content'), str):
+      return last['content']
+  return None
+
+
+def total(fn: Callable[..., float]) -> Callable[..., float]:
+  """Make a reward total: any exception (including a deadline) becomes 0.0."""
+  def wrapped(completion, answer=None, **kw) -> float:
+    try:
+      return float(fn(completion, answer, **kw))
+    except Exception:  # noqa: BLE001 - a reward must never raise
+      return 0.0
+  wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+  return wrapped
+
+
+# ----------------------------------------------------------------------------- extraction
+
+
+def last_boxed(text: str) -> str | None:
+  """Content of the last \\boxed{...} (or \\fbox{...}) whose braces balance, else None.
+
+  One pass pairs every brace (a stack), so nested or unbalanced input stays linear.
+  """
+  closing, stack = {}, []
+  for i, ch in enumerate(text):
+    if ch == '{':
+      stack.append(i)
+    elif ch == '}' and stack:
+      closing[stack.pop()] = i
+  for m in reversed(list(re.finditer(r'\\(?:boxed|fbox)\s*\{', text))):
+    end = closing.get(m.end() - 1)
+    if end is not None:
+      return text[m.end():end]
+  return None
+
+
+def last_tag(text: str, tag_pattern: re.Pattern = _ANSWER_TAG) -> str | None:
+  found = tag_pattern.findall(text)
+  return found[-1].strip() if found else None
+
+
+def extract_math_answer(text: str) -> str | None:
+  """Last \\boxed{}, else last '#### x' (GSM8K), else last <answer>; stripped, or None."""
+  boxed = last_boxed(text)
+  if boxed is not None:
+    return boxed.strip()
+  hashes = _GSM8K.findall(text)
+  if hashes:
+    return hashes[-1].strip().rstrip('.').strip()
+  return last_tag(text)
+
+
+def gold_math_answer(answer: str) -> str | None:
+  """The gold from a GSM8K solution ('... #### 72'), a boxed solution, or a bare answer."""
+  if '####' in answer or '\\boxed' in answer or '\\fbox' in answer:
+    return extract_math_answer(answer)
+  return answer.strip() or None
+
+
+# ----------------------------------------------------------------------------- math
+
+
+class _Deadline(Exception):
+  pass
+
+
+def _with_deadline(fn: Callable[[], Any], seconds: float) -> Any:
+  """Run fn under a SIGALRM deadline (main thread only); raise _Deadline when it expires."""
+  def on_alarm(signum, frame):
+    raise _Deadline(f'reward took more than {seconds} s')
+  old = signal.signal(signal.SIGALRM, on_alarm)
+  signal.setitimer(signal.ITIMER_REAL, seconds)
+  try:
+    return fn()
+  finally:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _plain_number(s: str) -> fractions.Fraction | None:
+  s = re.sub(r'(?<=\d),(?=\d{3})', '', s)
+  s = s.replace('\\$', '').replace('$', '').replace('\\!', '').replace(' ', '').rstrip('.')
+  return fractions.Fraction(s) if _NUMBER.fullmatch(s) and len(s) <= 40 else None
+
+
+def _numeric_verdict(gold: str, pred: str) -> float | None:
+  """1.0 / 0.0 when both are plain numbers and that decides it; None to ask math-verify."""
+  g, p = _plain_number(gold), _plain_number(pred)
+  if g is None or p is None:
+    return None
+  if g == p:
+    return 1.0
+  return 0.0 if ('.' not in gold and '.' not in pred) else None
+
+
+def _too_risky(expr: str, strict: bool) -> bool:
+  if len(expr) > MAX_ANSWER_CHARS or _HUGE_LITERAL.search(expr):
+    return True
+  return strict and any(p.search(expr) for p in _RISKY)
+
+
+@functools.lru_cache(maxsize=1)
+def _math_verify_fns():
+  """Import math-verify (sympy, seconds) and warm its lazy state, outside any deadline."""
+  from math_verify import parse, verify
+  verify(parse('\\boxed{1/2}', parsing_timeout=None),
+         parse('\\boxed{0.5}', parsing_timeout=None), timeout_seconds=None)
+  return parse, verify
+
+
+def _math_verify(gold: str, pred: str) -> bool:
+  parse, verify = _math_verify_fns()
+  gold_parsed = parse('\\boxed{' + gold + '}', parsing_timeout=None)
+  pred_parsed = parse('\\boxed{' + pred + '}', parsing_timeout=None)
+  if not gold_parsed or not pred_parsed:
+    return False
+  return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
+
+
+@register('math')
+@total
+def math_reward(completion, answer, *, time_budget_s: float = 1.0) -> float:
+  """1.0 when the completion's final answer equals the gold answer mathematically."""
+  text, gold_text = _as_text(completion), _as_text(answer)
+  if text is None or gold_text is None:
+    return 0.0
+  pred, gold = extract_math_answer(text), gold_math_answer(gold_text)
+  if not pred or not gold:
+    return 0.0
+  verdict = _numeric_verdict(gold, pred)
+  if verdict is not None:
+    return verdict
+  _math_verify_fns()
+  on_main = threading.current_thread() is threading.main_thread()
+  if _too_risky(pred, strict=not on_main) or _too_risky(gold, strict=not on_main):
+    return 0.0
+  if not on_main:
+    return float(_math_verify(gold, pred))
+  return float(_with_deadline(lambda: _math_verify(gold, pred), time_budget_s))
+
+
+# ----------------------------------------------------------------------------- format
+
+
+def _one(text: str, tag: str) -> int:
+  """Index of `tag` when it occurs exactly once in text, else -1."""
+  i = text.find(tag)
+  return i if i >= 0 and text.find(tag, i + 1) < 0 else -1
+
+
+@register('format')
+@total
+def format_reward(completion, answer=None) -> float:
+  """1.0 for '<think>...</think> <answer>...</answer>' and nothing else (R1 template)."""
+  del answer
+  text = _as_text(completion)
+  if text is None:
+    return 0.0
+  s = text.strip()
+  idx = [_one(s, t) for t in ('<think>', '</think>', '<answer>', '</answer>')]
+  if min(idx) < 0 or idx[0] != 0 or idx[3] != len(s) - len('</answer>'):
+    return 0.0
+  ordered = idx[0] < idx[1] < idx[2] < idx[3]
+  return float(ordered and not s[idx[1] + len('</think>'):idx[2]].strip())
+
+
+@register('think_format')
+@total
+def think_format_reward(completion, answer=None) -> float:
+  """TRL think_format_reward: starts with <think>, one <think> only, </think> closes it."""
+  del answer
+  text = _as_text(completion)
+  if text is None or not text.startswith('<think>'):
+    return 0.0
+  rest = text[len('<think>'):]
+  return float('<think>' not in rest and '</think>' in rest)
+
+
+def make_regex_format_reward(pattern: str, flags: int = re.DOTALL) -> Callable[..., float]:
+  """A total reward that is 1.0 when `pattern` fully matches the stripped completion."""
+  compiled = re.compile(pattern, flags)
+
+  @total
+  def regex_format_reward(completion, answer=None) -> float:
+    text = _as_text(completion)
+    return float(text is not None and compiled.fullmatch(text.strip()) is not None)
+  return regex_format_reward
+
+
+# ----------------------------------------------------------------------------- QA
+
+
+def normalize_answer(s: str) -> str:
+  """SQuAD v1.1 normalisation: lower, drop punctuation and articles, squeeze spaces."""
+  s = s.lower()
+  s = ''.join(ch for ch in s if ch not in _PUNCTUATION)
+  s = re.sub(r'\b(a|an|the)\b', ' ', s)
+  return ' '.join(s.split())
+
+
+def _golds(answer) -> list[str]:
+  if isinstance(answer, str):
+    return [answer]
+  if isinstance(answer, (list, tuple)):
+    return [a for a in answer if isinstance(a, str)]
+  return []
+
+
+def _prediction(completion) -> str | None:
+  text = _as_text(completion)
+  if text is None:
+    return None
+  tagged = last_tag(text)
+  return text if tagged is None else tagged
+
+
+def f1_score(prediction: str, gold: str) -> float:
+  """SQuAD token F1 between two strings (after normalisation)."""
+  pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+  if not pred or not ref:
+    return float(pred == ref)
+  common = sum((collections.Counter(pred) & collections.Counter(ref)).values())
+  if common == 0:
+    return 0.0
+  precision, recall = common / len(pred), common / len(ref)
+  return 2 * precision * recall / (precision + recall)
+
+
+@register('exact_match')
+@total
+def exact_match_reward(completion, answer) -> float:
+  """1.0 when the normalised prediction equals a normalised gold alias."""
+  pred = _prediction(completion)
+  if pred is None:
+    return 0.0
+  norm = normalize_answer(pred)
+  return float(any(norm == normalize_answer(g) for g in _golds(answer)))
+
+
+@register('f1')
+@total
+def f1_reward(completion, answer) -> float:
+  """Max SQuAD token F1 over gold aliases."""
+  pred = _prediction(completion)
+  if pred is None:
+    return 0.0
+  return max((f1_score(pred, g) for g in _golds(answer)), default=0.0)
+
+
+@register('substring_recall')
+@total
+def substring_recall_reward(completion, answer) -> float:
+  """1.0 when a (non-empty) normalised gold alias occurs in the normalised prediction."""
+  pred = _prediction(completion)
+  if pred is None:
+    return 0.0
+  norm = f' {normalize_answer(pred)} '
+  golds = [normalize_answer(g) for g in _golds(answer)]
+  return float(any(g and f' {g} ' in norm for g in golds))

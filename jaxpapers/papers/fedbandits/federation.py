@@ -1,0 +1,179 @@
+"""The federated round loop: all clients act every round (vmap), rounds run under lax.scan.
+
+One round, for every client at once: draw K arms, pick argmax UCB, observe the reward,
+update the statistics (Sherman-Morrison), evaluate the upload trigger; then, if the
+protocol's schedule says so, hold a communication event (`lax.cond` on "any trigger"):
+build the auction, let the protocol decide who uploads and what each is paid, merge the
+uploads on the server and send the new global statistics back to every participant.
+
+Accounting (choices where the papers are silent):
+  * regret: summed over clients, against the best arm of each client's arm set;
+  * communication: d x d matrices sent, one upload plus one download per participant;
+  * payment: what the server pays (net of data value); utility of a paid client:
+    payment + data value - true cost.
+Clients are sharded over the mesh's batch axes (`data`, `fsdp`) when N divides; the server
+state is replicated. The round key is fold_in(key, t), so chunking does not change results.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+
+from jaxpapers.core import mesh as mesh_lib
+from jaxpapers.papers.fedbandits import costs as costs_lib
+from jaxpapers.papers.fedbandits import envs
+from jaxpapers.papers.fedbandits import linucb
+from jaxpapers.papers.fedbandits import protocols
+from jaxpapers.papers.fedbandits.protocols import base
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Static hyperparameters of one run (configs/fedbandits_*.py `bandit`, `sync`)."""
+  d: int = 25
+  lam: float = 0.1            # lambda, ridge
+  sigma: float = 0.1          # sigma in alpha_n
+  delta: float = 0.1          # delta in alpha_n
+  alpha_scale: float = 1.0    # multiplies alpha_n
+  tie_decimals: int = 9       # UCB rounding before argmax
+  trigger: str = 'dislinucb'  # 'dislinucb' | 'det_ratio'
+  threshold: float = 1.0      # D (dislinucb) or gamma_U (det_ratio), resolved
+  mechanism: base.Mechanism = base.Mechanism()
+  record_arms: bool = False   # return each round's arm choices [N] (tests)
+
+
+@flax.struct.dataclass
+class Totals:
+  payment: jax.Array   # [N] received
+  utility: jax.Array   # [N] payment + value - true cost, over paid uploads
+  uploads: jax.Array   # [N]
+
+
+@flax.struct.dataclass
+class State:
+  clients: linucb.Clients
+  server: linucb.Server
+  totals: Totals
+  t: jax.Array         # [] rounds done
+
+
+@flax.struct.dataclass
+class RoundStats:
+  regret: jax.Array         # [] summed over clients
+  communication: jax.Array  # [] matrices sent
+  payment: jax.Array        # []
+  participants: jax.Array   # [] clients that uploaded
+  paid: jax.Array           # [] of which were paid
+  event: jax.Array          # [] 1 if a communication event happened
+  arms: jax.Array           # [N] chosen arm slot (or [0] unless record_arms)
+
+
+def init_state(num_clients: int, d: int, lam: float, dtype) -> State:
+  zeros = lambda: jnp.zeros((num_clients,), dtype)  # distinct buffers (donated)
+  return State(clients=linucb.init_clients(num_clients, d, lam, dtype),
+               server=linucb.init_server(d, lam, dtype),
+               totals=Totals(payment=zeros(), utility=zeros(), uploads=zeros()),
+               t=jnp.zeros((), jnp.int32))
+
+
+def _no_comm(dtype):
+  z = jnp.zeros((), dtype)
+  return z, z, z, z, z
+
+
+def communicate(settings: Settings, protocol, pop: costs_lib.Population, state: State,
+                triggered):
+  """One communication event -> (state, (communication, payment, participants, paid, 1))."""
+  mech = settings.mechanism
+  clients, server = state.clients, state.server
+  auction, value = base.make_auction(server, clients, triggered, pop.reported_cost, mech)
+  dec = protocol.decide(auction, mech)
+  clients, server = linucb.synchronise(clients, server, dec.participate)
+  utility = jnp.where(dec.paid, dec.payment + value - pop.true_cost, 0.0)
+  part = dec.participate.astype(value.dtype)
+  totals = Totals(payment=state.totals.payment + dec.payment,
+                  utility=state.totals.utility + utility, uploads=state.totals.uploads + part)
+  state = state.replace(clients=clients, server=server, totals=totals)
+  dtype = value.dtype
+  return state, (2.0 * jnp.sum(part), jnp.sum(dec.payment), jnp.sum(part),
+                 jnp.sum(dec.paid.astype(dtype)), jnp.ones((), dtype))
+
+
+def round_step(settings: Settings, protocol, env: envs.Env, pop, key, state: State):
+  """One round for all clients -> (state, RoundStats)."""
+  rnd = envs.sample(env, envs.round_key(key, state.t))
+  x = envs.features(env, rnd.arms)                                     # [N, K, d]
+  c = state.clients
+  width = linucb.alpha(c.n, settings.d, settings.lam, settings.sigma, settings.delta,
+                       settings.alpha_scale)
+  scores = jax.vmap(linucb.ucb_scores, (0, 0, 0, 0, None))(
+      c.gram_inv, c.b, x, width, settings.tie_decimals)
+  choice = jnp.argmax(scores, axis=-1)                                 # [N]
+  x_a = jnp.take_along_axis(x, choice[:, None, None], axis=1)[:, 0]
+  mean_a = jnp.take_along_axis(rnd.mean, choice[:, None], axis=1)[:, 0]
+  regret = jnp.sum(jnp.max(rnd.mean, axis=-1) - mean_a)
+  clients = jax.vmap(linucb.observe)(c, x_a, mean_a + rnd.noise)
+  state = state.replace(clients=clients, t=state.t + 1)
+  dtype = x.dtype
+  if protocol.schedule == 'never':
+    comm = _no_comm(dtype)
+  elif protocol.schedule == 'every_round':
+    state, comm = communicate(settings, protocol, pop, state,
+                              jnp.zeros(choice.shape, bool))
+  else:
+    triggered = linucb.trigger(clients, settings.trigger, settings.threshold)
+    state, comm = jax.lax.cond(
+        jnp.any(triggered),
+        lambda s: communicate(settings, protocol, pop, s, triggered),
+        lambda s: (s, _no_comm(dtype)), state)
+  arms = choice.astype(jnp.int32) if settings.record_arms else jnp.zeros((0,), jnp.int32)
+  return state, RoundStats(regret, *comm, arms=arms)
+
+
+def client_sharding(mesh: Mesh, leaf) -> NamedSharding:
+  """Leading (client) axis on the batch mesh axes when it divides, else replicated."""
+  names = ('batch',) + (None,) * (leaf.ndim - 1)
+  return NamedSharding(mesh, mesh_lib.logical_spec(names, leaf.shape, mesh))
+
+
+def shardings(mesh: Mesh, state: State, pop: costs_lib.Population, env: envs.Env):
+  """(state, pop, env) sharding trees: per-client arrays split, the rest replicated."""
+  rep = mesh_lib.replicated(mesh)
+  per_client = lambda tree: jax.tree.map(lambda l: client_sharding(mesh, l), tree)
+  state_s = State(clients=per_client(state.clients), server=jax.tree.map(lambda _: rep,
+                  state.server), totals=per_client(state.totals), t=rep)
+  return state_s, per_client(pop), jax.tree.map(lambda _: rep, env)
+
+
+def make_runner(settings: Settings, protocol_name: str, rounds: int, mesh: Mesh | None,
+                state: State, pop, env):
+  """jit(run)(state, env, pop, key) -> (state, RoundStats [rounds]); state is donated."""
+  protocol = protocols.get(protocol_name)
+
+  def run(state, env, pop, key):
+    body = lambda s, _: round_step(settings, protocol, env, pop, key, s)
+    return jax.lax.scan(body, state, None, length=rounds)
+
+  if mesh is None:
+    return jax.jit(run, donate_argnums=0)
+  state_s, pop_s, env_s = shardings(mesh, state, pop, env)
+  rep = mesh_lib.replicated(mesh)
+  return jax.jit(run, in_shardings=(state_s, env_s, pop_s, rep),
+                 out_shardings=(state_s, rep), donate_argnums=0)
+
+
+def simulate(settings: Settings, protocol_name: str, env: envs.Env, pop, key, rounds: int,
+             mesh: Mesh | None = None) -> tuple[State, dict]:
+  """Runs `rounds` rounds in one scan; returns the final state and per-round numpy stats."""
+  n = env.num_clients
+  envs.validate(env, n, settings.d)
+  costs_lib.validate(pop, n)
+  state = init_state(n, settings.d, settings.lam, env.items.dtype)
+  runner = make_runner(settings, protocol_name, rounds, mesh, state, pop, env)
+  state, stats = runner(state, env, pop, key)
+  return state, {k: np.asarray(v) for k, v in vars(stats).items()}

@@ -1,0 +1,235 @@
+"""RELEX: stream every tensor of a trajectory through the temporal SVD and write predictions.
+
+Per tensor (../shared/papers/relex.md; weizhepei/RELEX scripts/svd_extrapolation.py):
+  pass 1  read θ₀ and the same chunk at every row step, G += M_c M_cᵀ (jitted, fp32)
+  host    eigh(G) → U, S; c = S·u; fit c over the window index; ĉ at each target
+  pass 2  θ̂ = θ₀ + Mᵀ w per chunk (w = U diag(keep/S) ĉ), cast to output_dtype, written
+A tensor that fits in one chunk is read once (its chunk stays on device between passes);
+larger tensors are read twice, never whole. Every floating tensor gets its own prediction;
+tensors matched by `skip_pattern` and non-float tensors are copied from θ₀; with tied
+embeddings `lm_head` is skipped and re-tied to the `embed_tokens` prediction (reference).
+Checkpoint headers are checked before any compute; non-finite values are reported with the
+tensor and step after pass 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import re
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from jaxpapers.core import hf
+from jaxpapers.core import mesh as mesh_lib
+from jaxpapers.core import metrics
+from jaxpapers.core.config import ConfigError
+from jaxpapers.papers.relex import base_trajectory
+from jaxpapers.papers.relex import output
+from jaxpapers.papers.relex import plan as plan_lib
+from jaxpapers.papers.relex import report
+from jaxpapers.papers.relex import streaming
+from jaxpapers.papers.relex import svd
+from jaxpapers.papers.relex import trajectory
+
+HF_TIED = ('model.embed_tokens.weight', 'lm_head.weight')
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  name: str
+  shape: tuple[int, ...]
+  predict: bool                      # False: copied from θ₀
+  sharded: bool                      # chunks go to the mesh (d sharded) vs one device
+  chunks: tuple[streaming.Chunk, ...]
+
+
+def run(config, workdir, mesh=None) -> dict:
+  """Runs RELEX as configured; returns a JSON-ready summary (also written to `workdir`)."""
+  source = trajectory.open_trajectory(config.trajectory_dir, config.base_dir or None)
+  try:
+    return _run(source, config, pathlib.Path(workdir), mesh)
+  finally:
+    source.close()
+
+
+def _run(source, config, workdir: pathlib.Path, mesh) -> dict:
+  start = time.time()
+  plan = plan_lib.make_plan(source.steps, config)
+  mesh = mesh if mesh is not None else mesh_lib.make_mesh(config.mesh)
+  hf_config, copy_from, key_of = _hf_layout(source, config)
+  tied = (source.format == 'hf' and hf_config.get('tie_word_embeddings', True)
+          and all(n in source.tensor_names() for n in HF_TIED))
+  jobs = _jobs(source, config, plan, mesh, tied)
+  source.check_steps(plan.rows, [j.name for j in jobs if j.predict])
+  out_dtype = jnp.dtype(config.output_dtype)
+  specs = [_spec(source, j, out_dtype, key_of, tied) for j in jobs]
+  outputs = _open_outputs(workdir, plan, specs, hf_config, copy_from, config, source)
+  try:
+    stats, nbytes = _process(source, jobs, plan, mesh, outputs, config, out_dtype)
+    paths = [str(o.commit()) for group in outputs for o in group]
+  except BaseException:
+    for o in (o for group in outputs for o in group):
+      o.abort()
+    raise
+  result = {'outputs': paths, 'seconds': round(time.time() - start, 3), 'bytes_read': nbytes,
+            'fit_steps': list(plan.fit_steps), 'targets': list(plan.targets),
+            **report.summary(stats)}
+  metrics.write_json(workdir / 'relex_report.json', {'summary': result, 'tensors': stats})
+  metrics.MetricWriter(workdir).write(plan.fit_steps[-1], {
+      k: v for k, v in result.items() if isinstance(v, (int, float))})
+  logging.info('RELEX: %d tensors, %.1f s, wrote %s', result['tensors'], result['seconds'],
+               paths)
+  return result
+
+
+def _hf_layout(source, config):
+  """(config.json dict, tokenizer dir, source name -> (HF key, transpose))."""
+  if source.format == 'hf':
+    return hf.read_config(source.base_dir), source.base_dir, lambda n: (n, False)
+  if not config.save_hf:
+    return {}, None, lambda n: (n, False)
+  if not config.hf_config_dir:
+    raise ConfigError('config.hf_config_dir: required to write HF output from an Orbax '
+                      'trajectory (a dir with config.json); or set config.save_hf=False')
+  table = hf.KEY_TABLES.get(config.hf_key_table)
+
+  def key_of(name):
+    try:
+      return hf.hf_key(name, table)
+    except hf.CheckpointKeyError as e:
+      raise ConfigError(f'config.hf_key_table: {config.hf_key_table!r}: {e}') from None
+  return hf.read_config(config.hf_config_dir), pathlib.Path(config.hf_config_dir), key_of
+
+
+def _jobs(source, config, plan, mesh, tied) -> list[Job]:
+  rows = len(plan.rows)
+  elems = config.chunk_size or max(1, int(config.chunk_mb * 2**20) // (4 * rows))
+  skip = re.compile(config.skip_pattern) if config.skip_pattern else None
+  jobs = []
+  for name in source.tensor_names():
+    if tied and name == HF_TIED[1]:
+      continue
+    shape = source.shape(name)
+    predict = (jnp.issubdtype(source.dtype(name), jnp.floating) and int(np.prod(shape)) > 0
+               and not (skip and skip.search(name)))
+    first = streaming.chunks(name, shape, elems)[0]
+    sharded = predict and mesh.size > 1 and first.size >= config.shard_min_size
+    jobs.append(Job(name, shape, predict, sharded,
+                    tuple(streaming.chunks(name, shape, elems, mesh.size if sharded else 1))))
+  return jobs
+
+
+def _spec(source, job: Job, out_dtype, key_of, tied) -> output.TensorSpec:
+  dtype = source.dtype(job.name)
+  dtype = np.dtype(out_dtype) if jnp.issubdtype(dtype, jnp.floating) else dtype
+  hf_name, transpose = key_of(job.name)
+  aliases = (HF_TIED[1],) if tied and job.name == HF_TIED[0] else ()
+  return output.TensorSpec(job.name, job.shape, dtype, hf_name, transpose, aliases)
+
+
+def _open_outputs(workdir, plan, specs, hf_config, copy_from, config, source):
+  if config.save_orbax and source.format != 'orbax':
+    raise ConfigError('config.save_orbax: needs an Orbax trajectory (HF trajectories are '
+                      'written as HF directories; load those with core.hf)')
+  hf_config = dict(hf_config)
+  hf_config['torch_dtype' if 'dtype' not in hf_config else 'dtype'] = config.output_dtype
+  outputs = []  # one group (HF and/or Orbax) per target
+  for target in plan.targets:
+    info = {'relex': {'mode': plan.mode, 'target_step': target, 'rank': plan.rank,
+                      'fit': plan.fit, 'degree': plan.degree, 'window': plan.window,
+                      'step_scale': config.step_scale, 'refit_every': plan.refit_every,
+                      'fit_steps': list(plan.fit_steps), 'trajectory': str(source.base_dir.parent)}}
+    group = []
+    if config.save_hf:
+      group.append(output.HFOutput(workdir / 'extrapolated' / f'step_{target}', specs,
+                                   hf_config, copy_from, info))
+    if config.save_orbax:
+      group.append(output.OrbaxOutput(workdir / 'extrapolated_orbax' / str(target), specs))
+    outputs.append(group)
+  return outputs
+
+
+def _process(source, jobs, plan, mesh, outputs, config, out_dtype):
+  """Streams every job into `outputs` ([J] groups of writers); returns (stats, bytes read)."""
+  kernels = {False: svd.make_kernels(mesh.devices.flat[0], out_dtype, config.delta_dtype)}
+  if mesh.size > 1:
+    kernels[True] = svd.make_kernels(mesh, out_dtype, config.delta_dtype)
+  for job in jobs:
+    if not job.predict:
+      _copy(source, job, outputs)
+  svd_jobs = [j for j in jobs if j.predict]
+  requests = (r for j in svd_jobs for r in _requests(j, plan, kernels[j.sharded]))
+  loader = (streaming.Prefetcher(source, requests, config.prefetch) if config.prefetch > 0
+            else (streaming.load(source, r) for r in requests))
+  stats, nbytes = [], 0
+  bar = metrics.progress(len(svd_jobs), desc='relex')
+  try:
+    for job in svd_jobs:
+      s, n = _process_tensor(job, loader, plan, kernels[job.sharded], outputs)
+      stats.append(s)
+      nbytes += n
+      bar.update(1)
+  finally:
+    bar.close()
+    if isinstance(loader, streaming.Prefetcher):
+      loader.close()
+  return stats, nbytes
+
+
+def _requests(job: Job, plan, kernels):
+  for chunk in job.chunks:
+    yield streaming.Request(chunk, plan.rows, kernels.sharding)
+  if len(job.chunks) > 1:
+    for chunk in job.chunks:
+      yield streaming.Request(chunk, plan.fit_steps, kernels.sharding)
+
+
+def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int]:
+  """Pass 1, eigen + fit on the host, pass 2 with writes; returns (stats, bytes read)."""
+  t, nbytes, held = len(plan.fit_steps), 0, None
+  acc = jax.device_put(svd.zeros_acc(len(plan.rows)), kernels.acc_sharding)
+  for _ in job.chunks:
+    item = next(loader)
+    acc = kernels.gram_step(acc, item.theta0, item.rows)
+    nbytes += item.nbytes
+    held = item if len(job.chunks) == 1 else None
+  acc = jax.device_get(acc)
+  _check_finite(job.name, np.asarray(acc.nonfinite), plan.rows)
+  gram = np.asarray(acc.gram)
+  eig = svd.top_eigen(gram[:t, :t], plan.rank)
+  c_fit = svd.coefficients(eig)
+  c_extra = svd.coefficients(eig, gram[t:, :t]) if plan.extra_steps else None
+  c_pred = plan_lib.predict_coefficients(plan, c_fit, c_extra)
+  weights = jax.device_put(svd.mixing_weights(eig, c_pred), kernels.acc_sharding)
+  row_shape = job.shape[1:]
+  for chunk in job.chunks:
+    item = held or next(loader)
+    nbytes += 0 if held else item.nbytes
+    out = np.asarray(kernels.project(item.theta0, item.rows[:t], weights))[:, :chunk.size]
+    for j, group in enumerate(writers):
+      block = out[j].reshape((-1, *row_shape) if job.shape else ())
+      for w in group:
+        w.write(job.name, block, chunk.rows.start)
+  return report.tensor_stats(job.name, job.shape, plan, eig, c_fit, c_extra, c_pred), nbytes
+
+
+def _check_finite(name: str, counts: np.ndarray, rows) -> None:
+  labels = [base_trajectory.step_label(s) for s in rows] + [base_trajectory.step_label(
+      base_trajectory.BASE)]
+  bad = [(labels[i], int(n)) for i, n in enumerate(counts) if n]
+  if bad:
+    raise ConfigError(f'trajectory: tensor {name!r} has non-finite values at '
+                      + ', '.join(f'{label} ({n})' for label, n in bad[:5]))
+
+
+def _copy(source, job: Job, writers) -> None:
+  """Keys without a prediction: θ₀ chunk by chunk, cast like the predictions (reference)."""
+  for chunk in job.chunks:
+    block = source.read(job.name, base_trajectory.BASE, chunk.rows)
+    for group in writers:
+      for w in group:
+        w.write(job.name, np.asarray(block), chunk.rows.start)

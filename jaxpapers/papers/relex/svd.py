@@ -1,0 +1,168 @@
+"""Temporal uncentred SVD of one tensor's trajectory, streamed over chunks of d.
+
+Follows weizhepei/RELEX scripts/svd_extrapolation.py (`compute_svd`,
+`compute_svd_streaming`; ../shared/papers/relex.md): with Δ_t = θ_t − θ₀ flattened and
+M = [Δ_1; …; Δ_T] ∈ R^{T×d},
+  G = M Mᵀ = Σ_chunks M_c M_cᵀ          (T×T, accumulated in fp32 on device)
+  eigh(G) sorted descending, S = sqrt(max(λ, 0)), U = top-k eigenvectors
+  v_i = Mᵀ u_i / S_i, zero where S_i ≤ 1e-6·S_1   (1e-12 when S_1 = 0)
+  c_t = Δ_t · v  =  S·u_t for observed rows (exact: M Mᵀ u = λ u)
+and a prediction θ̂ = θ₀ + Σ_i ĉ_i v_i is computed per chunk as θ₀ + Mᵀ w with
+w = U diag(keep/S) ĉ, so v (d×k) is never stored.
+
+Extra rows (checkpoints outside the fit set, e.g. reconstruct targets or held-out steps)
+ride along in pass 1: the cross block G[T:, :T] gives their coefficients Δ_e·v = G_e U / S.
+
+Choices: eigh and the weight algebra run on the host in float64 (T×T is tiny; the
+reference's fp32 eigh adds avoidable error); `delta_dtype='float16'` reproduces the
+reference's fp16 delta storage (precompute_deltas.py) by rounding θ_t, θ₀ and Δ_t to fp16.
+On a mesh, a chunk is sharded along d over every mesh axis and G is reduced with psum.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+@struct.dataclass
+class GramAcc:
+  gram: jax.Array       # [R, R] fp32: Σ_chunks M_c M_cᵀ over all R rows
+  nonfinite: jax.Array  # [R + 1] int32: non-finite entries per row; θ₀ is the last entry
+
+
+def zeros_acc(num_rows: int) -> GramAcc:
+  return GramAcc(jnp.zeros((num_rows, num_rows), jnp.float32),
+                 jnp.zeros((num_rows + 1,), jnp.int32))
+
+
+def deltas(theta0: jax.Array, rows: Sequence[jax.Array], delta_dtype=jnp.float32) -> jax.Array:
+  """M_c = stack(rows) − θ₀ in fp32.
+
+  Args:
+    theta0: [c] θ₀ chunk (any float dtype).
+    rows: R arrays [c], the same chunk at each step.
+    delta_dtype: float32, or float16 to round like the reference's fp16 delta files.
+  Returns:
+    [R, c] float32.
+  """
+  if jnp.dtype(delta_dtype) == jnp.float16:
+    up = lambda x: x.astype(jnp.float16).astype(jnp.float32)
+    return jnp.stack([up(r) - up(theta0) for r in rows]).astype(jnp.float16).astype(jnp.float32)
+  base = theta0.astype(jnp.float32)
+  return jnp.stack([r.astype(jnp.float32) - base for r in rows])
+
+
+def gram_chunk(theta0, rows, delta_dtype=jnp.float32) -> GramAcc:
+  """One chunk's contribution to G (and to the non-finite counts)."""
+  m = deltas(theta0, rows, delta_dtype)
+  gram = jax.lax.dot_general(m, m, (((1,), (1,)), ((), ())), precision=_HIGHEST,
+                             preferred_element_type=jnp.float32)
+  bad = [jnp.sum(~jnp.isfinite(x)).astype(jnp.int32) for x in (*rows, theta0)]
+  return GramAcc(gram, jnp.stack(bad))
+
+
+def project_chunk(theta0, rows, weights, out_dtype, delta_dtype=jnp.float32) -> jax.Array:
+  """θ̂_j = θ₀ + Σ_t w_jt Δ_t for one chunk.
+
+  Args:
+    theta0: [c] θ₀ chunk.
+    rows: T arrays [c] (the fit rows, in the order G was built).
+    weights: [J, T] float32, w_j = U diag(keep/S) ĉ_j.
+  Returns:
+    [J, c] in `out_dtype`.
+  """
+  m = deltas(theta0, rows, delta_dtype)
+  delta = jnp.dot(weights, m, precision=_HIGHEST, preferred_element_type=jnp.float32)
+  return (theta0.astype(jnp.float32)[None] + delta).astype(out_dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernels:
+  """Jitted pass-1 / pass-2 steps for one placement: a single device or the mesh (along d)."""
+  gram_step: callable   # (acc, theta0 [c], rows) -> acc, acc donated
+  project: callable     # (theta0 [c], rows, weights [J, T]) -> [J, c]
+  sharding: object      # where chunk vectors go
+  acc_sharding: object  # where the accumulator lives
+
+
+@functools.lru_cache(maxsize=None)  # one compile cache per placement and dtypes
+def make_kernels(placement: Mesh | jax.Device, out_dtype, delta_dtype=jnp.float32) -> Kernels:
+  """Kernels on one device, or on a mesh with d sharded over all its axes and G psum-reduced."""
+  gram = lambda th, rows: gram_chunk(th, rows, delta_dtype)
+  proj = lambda th, rows, w: project_chunk(th, rows, w, out_dtype, delta_dtype)
+  if isinstance(placement, Mesh):
+    axes = tuple(placement.axis_names)
+    reduce = lambda th, rows: jax.tree.map(lambda x: jax.lax.psum(x, axes), gram(th, rows))
+    gram = jax.shard_map(reduce, mesh=placement, in_specs=(P(axes), P(axes)), out_specs=P())
+    proj = jax.shard_map(proj, mesh=placement, in_specs=(P(axes), P(axes), P()),
+                         out_specs=P(None, axes))
+    sharding = NamedSharding(placement, P(axes))
+    acc_sharding = NamedSharding(placement, P())
+  else:
+    sharding = acc_sharding = jax.sharding.SingleDeviceSharding(placement)
+  step = lambda acc, th, rows: jax.tree.map(jnp.add, acc, gram(th, rows))
+  return Kernels(jax.jit(step, donate_argnums=(0,)), jax.jit(proj), sharding, acc_sharding)
+
+
+# ----------------------------------------------------------------------------- host math
+
+
+@dataclasses.dataclass(frozen=True)
+class Eigen:
+  u: np.ndarray           # [T, k] float64, top-k eigenvectors of G (sign: u[-1] >= 0)
+  s: np.ndarray           # [k] float64, singular values S_i = sqrt(max(λ_i, 0))
+  keep: np.ndarray        # [k] bool, S_i > 1e-6·S_1
+  s_all: np.ndarray       # [T] float64, every singular value (explained variance, energy)
+  explained: float        # Σ_{i<k} S_i² / Σ S_i², 0 when G = 0 (reference `explained_var`)
+
+
+def top_eigen(gram: np.ndarray, rank: int) -> Eigen:
+  """Top-`rank` eigenpairs of the T×T Gram matrix (reference `compute_svd`)."""
+  g = np.asarray(gram, np.float64)
+  lam, vec = np.linalg.eigh((g + g.T) / 2)
+  order = np.argsort(lam)[::-1]
+  lam, vec = lam[order], vec[:, order]
+  pos = np.maximum(lam, 0.0)
+  k = min(rank, len(lam))
+  explained = float(pos[:k].sum() / pos.sum()) if pos.sum() > 0 else 0.0
+  u = vec[:, :k] * np.where(vec[-1, :k] < 0, -1.0, 1.0)  # sign is arbitrary; cancels in c·v
+  s_all = np.sqrt(pos)
+  s = s_all[:k]
+  threshold = s[0] * 1e-6 if s[0] > 0 else 1e-12
+  return Eigen(u, s, s > threshold, s_all, explained)
+
+
+def coefficients(eig: Eigen, cross: np.ndarray | None = None) -> np.ndarray:
+  """c = Δ·v for the fit rows (S·u) or for extra rows from their cross-Gram block.
+
+  Args:
+    eig: from `top_eigen`.
+    cross: [E, T] block G[extra, fit]; None for the fit rows themselves.
+  Returns:
+    [T, k] or [E, k] float64; zero in dropped components.
+  """
+  if cross is None:
+    return eig.u * np.where(eig.keep, eig.s, 0.0)
+  safe = np.where(eig.keep, eig.s, 1.0)
+  return (np.asarray(cross, np.float64) @ eig.u) / safe * eig.keep
+
+
+def mixing_weights(eig: Eigen, c_pred: np.ndarray) -> np.ndarray:
+  """w = U diag(keep/S) ĉ so that Mᵀ w = Σ_i ĉ_i v_i.
+
+  Args:
+    c_pred: [J, k] predicted coefficients (one row per output checkpoint).
+  Returns:
+    [J, T] float32.
+  """
+  scale = np.where(eig.keep, 1.0 / np.where(eig.keep, eig.s, 1.0), 0.0)
+  return ((np.asarray(c_pred, np.float64) * scale) @ eig.u.T).astype(np.float32)
