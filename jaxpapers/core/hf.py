@@ -41,7 +41,7 @@ DECODER_KEYS: KeyTable = [
      False),
     (r'layers\.(\d+)\.self_attn\.(q|k|v|o)_proj\.kernel',
      'model.layers.{0}.self_attn.{1}_proj.weight', True),
-    (r'layers\.(\d+)\.self_attn\.(q|k|v)_proj\.bias', 'model.layers.{0}.self_attn.{1}_proj.bias',
+    (r'layers\.(\d+)\.self_attn\.(q|k|v|o)_proj\.bias', 'model.layers.{0}.self_attn.{1}_proj.bias',
      False),
     (r'layers\.(\d+)\.mlp\.(gate|up|down)_proj\.kernel', 'model.layers.{0}.mlp.{1}_proj.weight',
      True),

@@ -52,6 +52,7 @@ class DecoderConfig:
   tie_word_embeddings: bool = True
   attention_bias: bool = False         # q/k/v biases (Qwen2/2.5)
   qk_norm: bool = False                # RMSNorm on q and k per head (Qwen3)
+  o_proj_bias: bool = False            # o_proj bias (HF Qwen3/Llama when attention_bias)
   max_position_embeddings: int = 32768
   dtype: str = 'float32'               # compute dtype
   param_dtype: str = 'float32'         # storage dtype
@@ -64,7 +65,8 @@ class DecoderConfig:
   def num_params(self) -> int:
     d, f, h, kv, dh = (self.hidden_size, self.intermediate_size, self.num_attention_heads,
                        self.num_key_value_heads, self.head_dim)
-    attn = d * dh * (2 * h + 2 * kv) + (dh * (h + 2 * kv) if self.attention_bias else 0)
+    attn = (d * dh * (2 * h + 2 * kv) + (dh * (h + 2 * kv) if self.attention_bias else 0)
+            + (d if self.o_proj_bias else 0))
     block = attn + 3 * d * f + 2 * d + (2 * dh if self.qk_norm else 0)
     emb = self.vocab_size * d * (1 if self.tie_word_embeddings else 2)
     return self.num_hidden_layers * block + emb + d
@@ -199,7 +201,7 @@ class Attention(nnx.Module):
     self.q_proj = Linear(d, h * dh, ('embed', 'heads'), cfg, rngs, bias=cfg.attention_bias)
     self.k_proj = Linear(d, kv * dh, ('embed', 'kv_heads'), cfg, rngs, bias=cfg.attention_bias)
     self.v_proj = Linear(d, kv * dh, ('embed', 'kv_heads'), cfg, rngs, bias=cfg.attention_bias)
-    self.o_proj = Linear(h * dh, d, ('heads', 'embed'), cfg, rngs)
+    self.o_proj = Linear(h * dh, d, ('heads', 'embed'), cfg, rngs, bias=cfg.o_proj_bias)
     if cfg.qk_norm:
       self.q_norm = RMSNorm(dh, cfg.rms_norm_eps, cfg, axes=(None,))
       self.k_norm = RMSNorm(dh, cfg.rms_norm_eps, cfg, axes=(None,))

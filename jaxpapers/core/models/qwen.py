@@ -94,6 +94,7 @@ def config_from_hf(hf_config: Mapping[str, Any], **overrides) -> DecoderConfig:
   if model_type == 'qwen2':
     return _qwen2(**{**fields, **overrides})
   fields['attention_bias'] = bool(hf_config.get('attention_bias', False))
+  fields['o_proj_bias'] = fields['attention_bias']
   return _qwen3(**{**fields, **overrides})
 
 

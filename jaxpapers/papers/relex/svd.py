@@ -97,17 +97,18 @@ class Kernels:
 @functools.lru_cache(maxsize=None)  # one compile cache per placement and dtypes
 def make_kernels(placement: Mesh | jax.Device, out_dtype, delta_dtype=jnp.float32) -> Kernels:
   """Kernels on one device, or on a mesh with d sharded over all its axes and G psum-reduced."""
-  gram = lambda th, rows: gram_chunk(th, rows, delta_dtype)
-  proj = lambda th, rows, w: project_chunk(th, rows, w, out_dtype, delta_dtype)
+  local_gram = lambda th, rows: gram_chunk(th, rows, delta_dtype)
+  local_proj = lambda th, rows, w: project_chunk(th, rows, w, out_dtype, delta_dtype)
   if isinstance(placement, Mesh):
     axes = tuple(placement.axis_names)
-    reduce = lambda th, rows: jax.tree.map(lambda x: jax.lax.psum(x, axes), gram(th, rows))
+    reduce = lambda th, rows: jax.tree.map(lambda x: jax.lax.psum(x, axes), local_gram(th, rows))
     gram = jax.shard_map(reduce, mesh=placement, in_specs=(P(axes), P(axes)), out_specs=P())
-    proj = jax.shard_map(proj, mesh=placement, in_specs=(P(axes), P(axes), P()),
+    proj = jax.shard_map(local_proj, mesh=placement, in_specs=(P(axes), P(axes), P()),
                          out_specs=P(None, axes))
     sharding = NamedSharding(placement, P(axes))
     acc_sharding = NamedSharding(placement, P())
   else:
+    gram, proj = local_gram, local_proj
     sharding = acc_sharding = jax.sharding.SingleDeviceSharding(placement)
   step = lambda acc, th, rows: jax.tree.map(jnp.add, acc, gram(th, rows))
   return Kernels(jax.jit(step, donate_argnums=(0,)), jax.jit(proj), sharding, acc_sharding)

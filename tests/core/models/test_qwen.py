@@ -121,11 +121,8 @@ _LIVE = {
     'qwen3_tied_theta1e4': ('qwen3', 22, dict(tie_word_embeddings=True, rope_theta=10_000.0)),
     'qwen3_kv1_heads8': ('qwen3', 23, dict(tie_word_embeddings=False, num_attention_heads=8,
                                            num_key_value_heads=1, head_dim=8)),
-    # HF Qwen3 with attention_bias=True also has an o_proj bias; our Attention does not.
-    'qwen3_attention_bias': pytest.param(
-        ('qwen3', 24, dict(tie_word_embeddings=True, attention_bias=True)),
-        marks=pytest.mark.xfail(raises=hf.CheckpointKeyError, strict=True,
-                                reason='o_proj.bias not modelled (layers.Attention)')),
+    # HF Qwen3 with attention_bias=True also has an o_proj bias.
+    'qwen3_attention_bias': ('qwen3', 24, dict(tie_word_embeddings=True, attention_bias=True)),
 }
 
 

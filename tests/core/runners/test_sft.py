@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -30,9 +31,15 @@ def _cmd(workdir, *extra):
 
 
 def _params(workdir, step):
-  tree = ocp.StandardCheckpointer().restore(pathlib.Path(workdir) / 'checkpoints' / str(step)
-                                            / 'state')
-  return tree['params']
+  """Params of a checkpoint, restored onto one device whatever topology saved them."""
+  path = pathlib.Path(workdir) / 'checkpoints' / str(step) / 'state'
+  ckptr = ocp.StandardCheckpointer()
+  meta = ckptr.metadata(path)
+  meta = getattr(meta, 'item_metadata', meta)
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        dict(meta))
+  return ckptr.restore(path, target)['params']
 
 
 def _flat(tree, prefix=''):
