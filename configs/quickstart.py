@@ -36,18 +36,18 @@ def get_config(arg=None):
   c.data.format = 'gsm8k'         # record -> (prompt messages, response); data.FORMATS
   c.data.system = ''              # optional system prompt
   c.data.limit = 0                # read only the first N rows (0 = all)
-  c.seq_len = 192                 # tokens per example (right-padded / truncated)
+  c.seq_len = 128                 # tokens per example (right-padded / truncated)
   c.batch_size = 8                # global batch; divisible by data x fsdp
 
   # Optimizer: AdamW, warmup then cosine decay, global-norm clipping.
-  c.steps = 150                   # optimizer steps
+  c.steps = 100                   # optimizer steps
   c.optimizer = common.adamw(learning_rate=3e-3, warmup_steps=10, schedule='cosine',
                              weight_decay=0.0, max_grad_norm=1.0)
 
   # Mesh, logging, checkpoints.
   c.mesh = common.mesh(data=-1)   # axis sizes; -1 = remaining devices
   c.log_every = 10                # steps between metrics.jsonl rows
-  c.checkpoint = common.checkpoint(every=50, keep=3)
+  c.checkpoint = common.checkpoint(every=40, keep=3)
   c.resume_from = ''              # another run's checkpoints dir to start from
 
   if arg.test:

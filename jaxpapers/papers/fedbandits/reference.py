@@ -108,7 +108,7 @@ class _Clients:
   def act(self, i, x, mean, noise, s):
     """Client i picks among x [K, d]; returns (arm, regret)."""
     theta = self.inv[i] @ self.b[i]
-    width = np.sqrt(np.maximum(np.einsum('kd,de,ke->k', x, self.inv[i], x), 0.0))
+    width = np.sqrt(np.maximum(np.sum((x @ self.inv[i]) * x, axis=1), 0.0))
     a = int(np.argmax(np.round(x @ theta + alpha(self.n[i], s) * width, s.tie_decimals)))
     xa, reward = x[a], mean[a] + noise
     u = self.inv[i] @ xa

@@ -1,0 +1,210 @@
+r"""RELEX benchmark: streaming JAX extrapolation vs a numpy port of the reference approach.
+
+  python -m jaxpapers.bench.relex                      # 110M params x 20 steps (~4.6 GB bf16)
+  python -m jaxpapers.bench.relex --params=20e6        # scaled down
+
+A synthetic trajectory (Llama-like tensors, tied embeddings, bf16 safetensors: θ₀ plus T
+checkpoints drifting along one direction per tensor with noise) is written once under
+--dir (reused when it matches). Each contender then runs in its own process, so peak RSS
+(ru_maxrss) is its own:
+  read   read every tensor of every checkpoint once (the I/O floor);
+  numpy  port of weizhepei/RELEX scripts/svd_extrapolation.py: whole θ₀ in fp32, the whole
+         T×d matrix per tensor in RAM, G = M Mᵀ, eigh, V = MᵀU/S, C = M V, OLS, predictions
+         held for every tensor, then saved (the reference's separate fp16 delta precompute
+         pass is not charged to it);
+  ours   `jaxpapers.papers.relex.extrapolate.run` (streaming, jitted, one CPU/GPU device).
+Reads are warm: the page cache is primed by an untimed read first, for every contender.
+Prints wall times, ratios, peak RSS and the max |ours − numpy| over the bf16 outputs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+import ml_dtypes
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+HIDDEN, FFN, LAYERS, VOCAB = 768, 2048, 12, 32000  # ~110M params at scale 1
+
+
+def model_shapes(params: float) -> dict[str, tuple[int, ...]]:
+  """HF tensor shapes of a tied-embedding Llama/Qwen2-like model of about `params`."""
+  per_layer = 4 * HIDDEN**2 + 3 * HIDDEN * FFN + 5 * HIDDEN
+  scale = params / (VOCAB * HIDDEN + LAYERS * per_layer)
+  layers, vocab = max(1, round(LAYERS * scale)), max(1024, round(VOCAB * min(scale, 1.0)))
+  shapes = {'model.embed_tokens.weight': (vocab, HIDDEN), 'model.norm.weight': (HIDDEN,)}
+  for i in range(layers):
+    p = f'model.layers.{i}.'
+    shapes.update({p + 'input_layernorm.weight': (HIDDEN,),
+                   p + 'post_attention_layernorm.weight': (HIDDEN,)})
+    for n in 'qkvo':
+      shapes[p + f'self_attn.{n}_proj.weight'] = (HIDDEN, HIDDEN)
+    for n in 'qkv':
+      shapes[p + f'self_attn.{n}_proj.bias'] = (HIDDEN,)
+    shapes.update({p + 'mlp.gate_proj.weight': (FFN, HIDDEN),
+                   p + 'mlp.up_proj.weight': (FFN, HIDDEN),
+                   p + 'mlp.down_proj.weight': (HIDDEN, FFN)})
+  return shapes
+
+
+def generate(root: pathlib.Path, params: float, steps: int) -> dict:
+  """Writes base/ and step_1..T/ (bf16); θ_t = θ₀ + (a + b·t + 0.02·t²)·v + noise."""
+  shapes = model_shapes(params)
+  meta = {'params': params, 'steps': steps, 'shapes': {k: list(v) for k, v in shapes.items()}}
+  if (root / 'bench.json').exists() and json.loads((root / 'bench.json').read_text()) == meta:
+    return meta
+  rng = np.random.default_rng(0)
+  n = sum(int(np.prod(s)) for s in shapes.values())
+  theta0 = rng.standard_normal(n, dtype=np.float32) * 0.02
+  v = rng.standard_normal(n, dtype=np.float32) * 1e-3
+  pool = rng.standard_normal(n + 100_003, dtype=np.float32) * 2e-4
+  config = json.dumps({'model_type': 'llama', 'tie_word_embeddings': True,
+                       'hidden_size': HIDDEN, 'torch_dtype': 'bfloat16'})
+  for t in range(steps + 1):
+    flat = theta0 if t == 0 else (theta0 + (0.5 + t + 0.02 * t * t) * v
+                                  + pool[(t * 7919) % 100_003:][:n])
+    flat = flat.astype(ml_dtypes.bfloat16)
+    tensors, offset = {}, 0
+    for name, shape in shapes.items():
+      size = int(np.prod(shape))
+      tensors[name] = flat[offset:offset + size].reshape(shape)
+      offset += size
+    out = root / ('base' if t == 0 else f'step_{t}')
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out / 'model.safetensors'), metadata={'format': 'pt'})
+    (out / 'config.json').write_text(config)
+  (root / 'bench.json').write_text(json.dumps(meta))
+  return meta
+
+
+def _dirs(root: pathlib.Path, steps: int) -> list[pathlib.Path]:
+  return [root / 'base'] + [root / f'step_{t}' for t in range(1, steps + 1)]
+
+
+def role_read(root: pathlib.Path, steps: int, **_) -> None:
+  for d in _dirs(root, steps):
+    with safe_open(d / 'model.safetensors', 'np') as f:
+      for name in f.keys():
+        f.get_tensor(name)
+
+
+def _compute_svd(m: np.ndarray, rank: int):
+  """Reference `compute_svd` (Gram trick, descending eigh, V = MᵀU/S with zeroing)."""
+  lam, vec = np.linalg.eigh(m @ m.T)
+  idx = np.argsort(lam)[::-1]
+  lam, vec = lam[idx], vec[:, idx]
+  u = vec[:, :rank]
+  s = np.sqrt(np.maximum(lam[:rank], 0))
+  v = m.T @ u
+  for i in range(rank):
+    threshold = s[0] * 1e-6 if s[0] > 0 else 1e-12
+    v[:, i] = v[:, i] / s[i] if s[i] > threshold else 0.0
+  return v
+
+
+def role_numpy(root: pathlib.Path, steps: int, target: int, out: pathlib.Path, **_) -> None:
+  """The reference approach (svd_extrapolation.py `main`, rank 1, linear, full window)."""
+  handles = [safe_open(d / 'model.safetensors', 'np') for d in _dirs(root, steps)]
+  theta0 = {k: handles[0].get_tensor(k).astype(np.float32) for k in handles[0].keys()}
+  predictions = {}
+  t_idx = np.arange(steps, dtype=np.float64)
+  for name, base in theta0.items():
+    m = np.zeros((steps, base.size), dtype=np.float32)
+    for i, h in enumerate(handles[1:]):
+      m[i] = h.get_tensor(name).astype(np.float32).reshape(-1) - base.reshape(-1)
+    v = _compute_svd(m, 1)
+    c = np.stack([m[i] @ v for i in range(steps)]).astype(np.float64)
+    slope = np.sum((t_idx - t_idx.mean())[:, None] * (c - c.mean(0)), 0) / np.sum(
+        (t_idx - t_idx.mean()) ** 2)
+    intercept = c.mean(0) - slope * t_idx.mean()
+    c_pred = (slope * (steps - 1 + target - steps) + intercept).astype(np.float32)
+    predictions[name] = (c_pred @ v.T).reshape(base.shape)
+    del m, v
+  state = {k: (theta0[k] + predictions[k]).astype(ml_dtypes.bfloat16) for k in theta0}
+  out.mkdir(parents=True, exist_ok=True)
+  save_file(state, str(out / 'model.safetensors'), metadata={'format': 'pt'})
+
+
+def role_ours(root: pathlib.Path, steps: int, target: int, out: pathlib.Path, chunk_mb: float,
+              **_) -> None:
+  from configs import relex as relex_config
+  from jaxpapers.papers.relex import extrapolate
+  config = relex_config.get_config()
+  config.trajectory_dir, config.history_steps = str(root), steps
+  config.target_steps, config.chunk_mb = str(target), chunk_mb
+  extrapolate.run(config, out)
+
+
+ROLES = {'read': role_read, 'numpy': role_numpy, 'ours': role_ours}
+
+
+def _child(args) -> None:
+  start = time.perf_counter()
+  ROLES[args.role](root=pathlib.Path(args.dir), steps=args.steps, target=args.target,
+                   out=pathlib.Path(args.dir) / f'out_{args.role}', chunk_mb=args.chunk_mb)
+  wall = time.perf_counter() - start
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(json.dumps({'role': args.role, 'seconds': wall, 'peak_rss_mb': rss}))
+
+
+def _spawn(args, role: str) -> dict:
+  cmd = [sys.executable, '-m', 'jaxpapers.bench.relex', f'--role={role}', f'--dir={args.dir}',
+         f'--steps={args.steps}', f'--target={args.target}', f'--chunk_mb={args.chunk_mb}']
+  proc = subprocess.run(cmd, capture_output=True, text=True)
+  if proc.returncode:
+    raise RuntimeError(f'{role} failed:\n{proc.stderr[-3000:]}')
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def max_abs_diff(a_dir: pathlib.Path, b_dir: pathlib.Path) -> tuple[float, float]:
+  """(max |a − b|, fraction of differing elements) over the common tensors (as float32)."""
+  worst, differ, total = 0.0, 0, 0
+  with safe_open(a_dir / 'model.safetensors', 'np') as a, \
+       safe_open(b_dir / 'model.safetensors', 'np') as b:
+    for name in b.keys():
+      x, y = a.get_tensor(name).astype(np.float32), b.get_tensor(name).astype(np.float32)
+      worst = max(worst, float(np.abs(x - y).max()))
+      differ, total = differ + int((x != y).sum()), total + x.size
+  return worst, differ / total
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  p.add_argument('--params', type=float, default=110e6, help='parameters per checkpoint')
+  p.add_argument('--steps', type=int, default=20, help='T observed checkpoints')
+  p.add_argument('--target', type=int, default=100, help='extrapolation target step')
+  p.add_argument('--dir', default='/tmp/relex_bench', help='trajectory + outputs')
+  p.add_argument('--chunk_mb', type=float, default=128.0, help='ours: config.chunk_mb')
+  p.add_argument('--role', choices=sorted(ROLES), help=argparse.SUPPRESS)
+  args = p.parse_args()
+  if args.role:
+    return _child(args)
+  root = pathlib.Path(args.dir)
+  t0 = time.perf_counter()
+  meta = generate(root, args.params, args.steps)
+  n = sum(int(np.prod(s)) for s in meta['shapes'].values())
+  print(f'trajectory: {n / 1e6:.1f}M params x (1 + {args.steps}) checkpoints, bf16, '
+        f'{n * 2 * (args.steps + 1) / 1e9:.2f} GB ({time.perf_counter() - t0:.0f} s to prepare)')
+  _spawn(args, 'read')  # prime the page cache
+  results = {r: _spawn(args, r) for r in ('read', 'numpy', 'ours')}
+  diff, frac = max_abs_diff(root / 'out_ours' / 'extrapolated' / f'step_{args.target}',
+                            root / 'out_numpy')
+  read, ref, ours = (results[r] for r in ('read', 'numpy', 'ours'))
+  print(f'{"":8s}{"wall s":>9s}{"peak RSS MB":>13s}')
+  for r in ('read', 'numpy', 'ours'):
+    print(f'{r:8s}{results[r]["seconds"]:9.2f}{results[r]["peak_rss_mb"]:13.0f}')
+  print(f'speed-up ours vs numpy: {ref["seconds"] / ours["seconds"]:.2f}x   '
+        f'peak RAM numpy/ours: {ref["peak_rss_mb"] / ours["peak_rss_mb"]:.2f}x   '
+        f'ours / read-once: {ours["seconds"] / read["seconds"]:.2f}x')
+  print(f'max |ours - numpy| over bf16 outputs: {diff:.3g} ({frac:.2e} of elements differ)')
+
+
+if __name__ == '__main__':
+  main()
