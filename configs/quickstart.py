@@ -40,14 +40,14 @@ def get_config(arg=None):
   c.batch_size = 8                # global batch; divisible by data x fsdp
 
   # Optimizer: AdamW, warmup then cosine decay, global-norm clipping.
-  c.steps = 100                   # optimizer steps
-  c.optimizer = common.adamw(learning_rate=3e-3, warmup_steps=10, schedule='cosine',
+  c.steps = 60                    # optimizer steps
+  c.optimizer = common.adamw(learning_rate=5e-3, warmup_steps=5, schedule='cosine',
                              weight_decay=0.0, max_grad_norm=1.0)
 
   # Mesh, logging, checkpoints.
   c.mesh = common.mesh(data=-1)   # axis sizes; -1 = remaining devices
   c.log_every = 10                # steps between metrics.jsonl rows
-  c.checkpoint = common.checkpoint(every=40, keep=3)
+  c.checkpoint = common.checkpoint(every=20, keep=3)
   c.resume_from = ''              # another run's checkpoints dir to start from
 
   if arg.test:

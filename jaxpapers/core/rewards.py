@@ -10,14 +10,16 @@ same way from `answer` (a GSM8K solution, a MATH boxed solution, or a bare answe
 numbers are compared exactly with `fractions.Fraction` (no sympy, fast for GSM8K); anything
 else goes through math-verify's `parse` (as \\boxed{...}) and `verify(gold, answer)`.
 math-verify's own timeouts use signal.alarm, which only works on the main thread, so we pass
-parsing_timeout=None / timeout_seconds=None and bound the time ourselves:
-  - on the main thread, one SIGALRM deadline (`time_budget_s`, default 1 s) around parse and
-    verify; expiry means reward 0;
-  - on other threads (a reward thread pool) signals are unavailable, so expressions that can
-    make sympy run away (exponents >= 100, power towers, factorials of >= 100, ** powers)
-    are rejected up front with reward 0. This is our choice; a legitimate answer such as
-    2^{100} then scores 0 off the main thread.
-On both paths answers longer than `max_answer_chars` (200) or with a 40+ digit literal score 0.
+parsing_timeout=None / timeout_seconds=None and bound the time ourselves, in three layers:
+  - answers longer than MAX_ANSWER_CHARS (200) or holding a 40+ digit literal score 0;
+  - after `parse` (which leaves expressions unevaluated) and before `verify`, a walk over the
+    sympy tree bounds the size of every number it could produce; anything that might exceed
+    10^5 digits (10^{10^{10}}, (99!)!, \binom{10^{30}}{10^{15}}, e^{10^{10}}) scores 0. This
+    matters because giant integer arithmetic runs in C, where no signal can interrupt it;
+  - on the main thread one SIGALRM deadline (`time_budget_s`, default 1 s) covers parse and
+    verify. Other threads (a reward thread pool) cannot take signals, so there the tree walk
+    is also strict: symbolic powers above 100 ((1+x)^{2000}) score 0 instead of being
+    expanded. That is our choice: such an answer is very rarely legitimate.
 
 Format (`format`): exactly one <think>...</think> then exactly one <answer>...</answer>, with
 only whitespace around and between (DeepSeek-R1 style), checked without regex backtracking.
@@ -36,6 +38,7 @@ from __future__ import annotations
 import collections
 import fractions
 import functools
+import math
 import re
 import signal
 import string
@@ -49,15 +52,11 @@ register = REWARDS.register
 
 MAX_ANSWER_CHARS = 200
 _GSM8K = re.compile(r'####\s*([^\n]*)')
-_ANSWER_TAG = re.compile(r'<answer>(.*?)</answer>', re.DOTALL)
 _HUGE_LITERAL = re.compile(r'\d{40,}')
-_RISKY = [re.compile(p) for p in (
-    r'\^\s*\{?\s*[-+]?\s*\(?\s*\d{3,}',      # exponent >= 100
-    r'\^\s*\{[^{}]*\^',                      # power tower inside braces
-    r'\^\s*[\w.]+\s*\^',                     # a^b^c
-    r'\d{3,}\s*!',                           # factorial of >= 100
-    r'\*\*',                                 # python-style power
-)]
+_CHEAP_FUNCTIONS = frozenset((
+    'sin', 'cos', 'tan', 'cot', 'sec', 'csc', 'asin', 'acos', 'atan', 'acot', 'asec', 'acsc',
+    'sinh', 'cosh', 'tanh', 'coth', 'log', 'Abs', 'sign', 'floor', 'ceiling', 'frac', 'Mod',
+    'Max', 'Min', 're', 'im', 'arg', 'conjugate', 'Piecewise'))
 _PUNCTUATION = frozenset(string.punctuation)
 _NUMBER = re.compile(r'[-+]?(?:\d+(?:\.\d*)?|\.\d+)')
 
@@ -105,9 +104,13 @@ def last_boxed(text: str) -> str | None:
   return None
 
 
-def last_tag(text: str, tag_pattern: re.Pattern = _ANSWER_TAG) -> str | None:
-  found = tag_pattern.findall(text)
-  return found[-1].strip() if found else None
+def last_tag(text: str, tag: str = 'answer') -> str | None:
+  """Stripped content of the last <tag>...</tag> (linear time: two rfind), else None."""
+  close = text.rfind(f'</{tag}>')
+  start = text.rfind(f'<{tag}>', 0, max(close, 0))
+  if close < 0 or start < 0:
+    return None
+  return text[start + len(tag) + 2:close].strip()
 
 
 def extract_math_answer(text: str) -> str | None:
@@ -164,26 +167,66 @@ def _numeric_verdict(gold: str, pred: str) -> float | None:
   return 0.0 if ('.' not in gold and '.' not in pred) else None
 
 
-def _too_risky(expr: str, strict: bool) -> bool:
-  if len(expr) > MAX_ANSWER_CHARS or _HUGE_LITERAL.search(expr):
-    return True
-  return strict and any(p.search(expr) for p in _RISKY)
+def _too_long(expr: str) -> bool:
+  return len(expr) > MAX_ANSWER_CHARS or _HUGE_LITERAL.search(expr) is not None
+
+
+def _log10_bound(e, strict: bool) -> float:
+  """Upper bound on log10(1 + |e|) of a parsed sympy expression; inf if it may blow up.
+
+  Giant integer arithmetic (10^{10^{10}}, (99!)!) runs in C and ignores signals, so it must be
+  refused before sympy evaluates it. Off the main thread (strict) symbolic powers above 100
+  are refused too: expanding (1+x)^{2000} is slow Python with no deadline to stop it.
+  """
+  import sympy  # noqa: PLC0415 - sympy comes with math-verify, imported lazily
+  if isinstance(e, sympy.MatrixBase):
+    return max((_log10_bound(x, strict) for x in e), default=1.0)
+  if not isinstance(e, sympy.Basic) or e.is_Float or (e.is_Atom and not e.is_Rational):
+    return 1.0
+  if e.is_Rational:
+    return (abs(e.p).bit_length() + e.q.bit_length()) * 0.30103 + 1.0
+  args = [_log10_bound(a, strict) for a in e.args]
+  if isinstance(e, sympy.Pow):
+    if args[1] > 6:
+      return math.inf
+    power = abs(int(e.exp)) if e.exp.is_Integer else 10.0 ** args[1]
+    if strict and e.base.free_symbols and power > 100:
+      return math.inf
+    return args[0] * power + 1.0
+  if isinstance(e, sympy.Mul):
+    return sum(args) + 1.0
+  if isinstance(e, sympy.Function) and type(e).__name__ not in _CHEAP_FUNCTIONS:
+    worst = max(args, default=1.0)        # factorial, binomial, gamma, exp, ...: small args only
+    return math.inf if worst > 3 else 10.0 ** worst * worst + 1.0
+  return max(args, default=1.0) + 1.0
+
+
+def _tame(parsed: list, strict: bool) -> bool:
+  """True when every parsed candidate stays below 10^5 digits."""
+  return all(_log10_bound(x, strict) < 1e5 for x in parsed if not isinstance(x, str))
 
 
 @functools.lru_cache(maxsize=1)
 def _math_verify_fns():
   """Import math-verify (sympy, seconds) and warm its lazy state, outside any deadline."""
-  from math_verify import parse, verify
+  from math_verify import parse, verify  # noqa: PLC0415 - heavy, only when needed
   verify(parse('\\boxed{1/2}', parsing_timeout=None),
          parse('\\boxed{0.5}', parsing_timeout=None), timeout_seconds=None)
   return parse, verify
 
 
-def _math_verify(gold: str, pred: str) -> bool:
+def warm_up() -> None:
+  """Import and warm math-verify now (a trainer calls this once before timing rewards)."""
+  _math_verify_fns()
+
+
+def _math_verify(gold: str, pred: str, strict: bool) -> bool:
   parse, verify = _math_verify_fns()
   gold_parsed = parse('\\boxed{' + gold + '}', parsing_timeout=None)
   pred_parsed = parse('\\boxed{' + pred + '}', parsing_timeout=None)
   if not gold_parsed or not pred_parsed:
+    return False
+  if not (_tame(gold_parsed, strict) and _tame(pred_parsed, strict)):
     return False
   return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
@@ -201,13 +244,12 @@ def math_reward(completion, answer, *, time_budget_s: float = 1.0) -> float:
   verdict = _numeric_verdict(gold, pred)
   if verdict is not None:
     return verdict
-  _math_verify_fns()
-  on_main = threading.current_thread() is threading.main_thread()
-  if _too_risky(pred, strict=not on_main) or _too_risky(gold, strict=not on_main):
+  if _too_long(pred) or _too_long(gold):
     return 0.0
-  if not on_main:
-    return float(_math_verify(gold, pred))
-  return float(_with_deadline(lambda: _math_verify(gold, pred), time_budget_s))
+  _math_verify_fns()
+  if threading.current_thread() is not threading.main_thread():
+    return float(_math_verify(gold, pred, strict=True))
+  return float(_with_deadline(lambda: _math_verify(gold, pred, strict=False), time_budget_s))
 
 
 # ----------------------------------------------------------------------------- format

@@ -17,10 +17,16 @@ ADVERSARIAL = [
     '\\boxed{10^{100000}}', '\\boxed{10^{10^{10}}}', '\\boxed{9^{9^{9}}}',
     '\\boxed{2^{2^{2^{2^{5}}}}}', '\\boxed{(1+x)^{2000}}', '\\boxed{100000!}',
     '\\boxed{10**100000}', '\\boxed{\\frac{1}{0}}', '\\boxed{\\sqrt{-1}^{99999}}',
-    'x' * 10_000, ('<think>' + 'a' * 9_000 + '</think>') * 1 + '<answer>' * 500,
+    'x' * 10_000, '<think>' + 'a' * 9_000 + '<answer>' * 500,
     '<answer>' * 2_000 + '</think>' * 500, '\\boxed{\\left(' * 2_000,
     'The answer is ' + '1+' * 5_000 + '1',
 ]
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _warm_math_verify():
+  """The first math reward imports sympy/math-verify (seconds, once); keep it out of timings."""
+  assert rewards.REWARDS.get('math')('\\boxed{\\frac{1}{2}}', '0.5') == 1.0
 
 
 def _timed(fn, *args):

@@ -3,8 +3,9 @@
 Ancestor: DisLinUCB / Async-LinUCB (github cyrilli/Async-LinUCB). A client keeps
 V = lam*I + (all data it knows), b, the inverse of V updated by Sherman-Morrison, the part
 not yet uploaded (pending dV, db, dn) and log det V (updated by the matrix determinant
-lemma, log det(V + x x^T) = log det V + log(1 + x^T V^-1 x)). The server keeps the global
-V_g = lam*I + A_g and b_g.
+lemma, log det(V + x x^T) = log det V + log(1 + x^T V^-1 x)). V itself (A_loc + lam*I) is
+kept as V_sync + dV, V_sync being what the client last downloaded: one d x d array fewer
+to update per round. The server keeps the global V_g = lam*I + A_g and b_g.
 
     theta = V^-1 b,   UCB(x) = x^T theta + alpha_n ||x||_{V^-1}
     alpha_n = sigma*sqrt(d*log(1 + n/(d*lam)) + 2*log(1/delta)) + sqrt(lam)   (||theta*|| <= 1)
@@ -30,7 +31,7 @@ import jax.numpy as jnp
 @flax.struct.dataclass
 class Clients:
   """Per-client statistics; every field has a leading client axis [N] when batched."""
-  gram: jax.Array          # [N, d, d] V = lam*I + known data
+  gram_sync: jax.Array     # [N, d, d] V at the last download; V = gram_sync + pending_gram
   gram_inv: jax.Array      # [N, d, d] V^-1 (Sherman-Morrison between downloads)
   b: jax.Array             # [N, d]
   n: jax.Array             # [N] samples in V
@@ -54,7 +55,7 @@ def init_clients(num_clients: int, d: int, lam: float, dtype) -> Clients:
   eye = jnp.broadcast_to(jnp.eye(d, dtype=dtype), (num_clients, d, d))
   zeros = lambda *shape: jnp.zeros((num_clients,) + shape, dtype)
   ld = lambda: jnp.full((num_clients,), d * math.log(lam), dtype)
-  return Clients(gram=lam * eye, gram_inv=eye / lam, b=zeros(d), n=zeros(),
+  return Clients(gram_sync=lam * eye, gram_inv=eye / lam, b=zeros(d), n=zeros(),
                  pending_gram=zeros(d, d), pending_b=zeros(d), pending_n=zeros(),
                  logdet=ld(), logdet_sync=ld())
 
@@ -79,7 +80,7 @@ def ucb_scores(gram_inv, b, x, width_scale, tie_decimals: int):
     [K] scores, rounded to `tie_decimals` (see module docstring).
   """
   theta = gram_inv @ b
-  width = jnp.sqrt(jnp.maximum(jnp.einsum('kd,de,ke->k', x, gram_inv, x), 0.0))
+  width = jnp.sqrt(jnp.maximum(jnp.sum((x @ gram_inv) * x, axis=-1), 0.0))
   return jnp.round(x @ theta + width_scale * width, tie_decimals)
 
 
@@ -89,7 +90,7 @@ def observe(c: Clients, x, reward) -> Clients:
   denom = 1.0 + x @ u
   outer = jnp.outer(x, x)
   return c.replace(
-      gram=c.gram + outer, gram_inv=c.gram_inv - jnp.outer(u, u) / denom,
+      gram_inv=c.gram_inv - jnp.outer(u, u) / denom,
       b=c.b + reward * x, n=c.n + 1, pending_gram=c.pending_gram + outer,
       pending_b=c.pending_b + reward * x, pending_n=c.pending_n + 1,
       logdet=c.logdet + jnp.log(denom))
@@ -139,7 +140,7 @@ def synchronise(c: Clients, s: Server, participate) -> tuple[Clients, Server]:
   inv = inverse_spd(gram)
   p1 = participate[:, None]
   clients = Clients(
-      gram=jnp.where(mask, gram, c.gram), gram_inv=jnp.where(mask, inv, c.gram_inv),
+      gram_sync=jnp.where(mask, gram, c.gram_sync), gram_inv=jnp.where(mask, inv, c.gram_inv),
       b=jnp.where(p1, b, c.b), n=jnp.where(participate, n, c.n),
       pending_gram=jnp.where(mask, 0.0, c.pending_gram),
       pending_b=jnp.where(p1, 0.0, c.pending_b),

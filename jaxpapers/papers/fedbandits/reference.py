@@ -97,7 +97,7 @@ class _Clients:
   """Per-client numpy statistics, mirroring linucb.Clients."""
 
   def __init__(self, n, d, lam):
-    self.gram = np.stack([lam * np.eye(d)] * n)
+    self.gram_sync = np.stack([lam * np.eye(d)] * n)
     self.inv = np.stack([np.eye(d) / lam] * n)
     self.b, self.pb = np.zeros((n, d)), np.zeros((n, d))
     self.pgram = np.zeros((n, d, d))
@@ -114,8 +114,7 @@ class _Clients:
     u = self.inv[i] @ xa
     denom = 1.0 + xa @ u
     self.inv[i] -= np.outer(u, u) / denom
-    for m in (self.gram, self.pgram):
-      m[i] += np.outer(xa, xa)
+    self.pgram[i] += np.outer(xa, xa)
     self.b[i] += reward * xa
     self.pb[i] += reward * xa
     self.n[i] += 1
@@ -151,7 +150,7 @@ def _event(name, s, c: _Clients, srv: _Server, triggered, pop, totals, lazy):
   srv.ld = logdet(srv.gram)
   inv = np.linalg.inv(srv.gram)
   for j in np.flatnonzero(part):  # downloads
-    c.gram[j], c.inv[j], c.b[j], c.n[j] = srv.gram, inv, srv.b, srv.n
+    c.gram_sync[j], c.inv[j], c.b[j], c.n[j] = srv.gram, inv, srv.b, srv.n
     c.pgram[j], c.pb[j], c.pn[j] = 0.0, 0.0, 0.0
     c.ld[j] = c.ld_sync[j] = srv.ld
   totals['payment'] += pay

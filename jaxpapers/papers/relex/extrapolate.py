@@ -118,8 +118,8 @@ def _jobs(source, config, plan, mesh, tied) -> list[Job]:
                and not (skip and skip.search(name)))
     first = streaming.chunks(name, shape, elems)[0]
     sharded = predict and mesh.size > 1 and first.size >= config.shard_min_size
-    jobs.append(Job(name, shape, predict, sharded,
-                    tuple(streaming.chunks(name, shape, elems, mesh.size if sharded else 1))))
+    jobs.append(Job(name, shape, predict, sharded, tuple(streaming.chunks(
+        name, shape, elems, mesh.size if sharded else 1, svd.GRAM_BLOCK if predict else 1))))
   return jobs
 
 
@@ -182,10 +182,10 @@ def _process(source, jobs, plan, mesh, outputs, config, out_dtype):
 
 def _requests(job: Job, plan, kernels):
   for chunk in job.chunks:
-    yield streaming.Request(chunk, plan.rows, kernels.sharding)
+    yield streaming.Request(chunk, plan.rows, kernels.sharding, kernels.rows_sharding)
   if len(job.chunks) > 1:
     for chunk in job.chunks:
-      yield streaming.Request(chunk, plan.fit_steps, kernels.sharding)
+      yield streaming.Request(chunk, plan.fit_steps, kernels.sharding, kernels.rows_sharding)
 
 
 def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int]:
@@ -204,12 +204,15 @@ def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int
   c_fit = svd.coefficients(eig)
   c_extra = svd.coefficients(eig, gram[t:, :t]) if plan.extra_steps else None
   c_pred = plan_lib.predict_coefficients(plan, c_fit, c_extra)
-  weights = jax.device_put(svd.mixing_weights(eig, c_pred), kernels.acc_sharding)
+  weights = svd.mixing_weights(eig, c_pred)  # [J, T]
+  if held is not None:  # the held block also has the extra rows; they get zero weight
+    weights = np.pad(weights, ((0, 0), (0, len(plan.extra_steps))))
+  weights = jax.device_put(weights, kernels.acc_sharding)
   row_shape = job.shape[1:]
   for chunk in job.chunks:
     item = held or next(loader)
     nbytes += 0 if held else item.nbytes
-    out = np.asarray(kernels.project(item.theta0, item.rows[:t], weights))[:, :chunk.size]
+    out = np.asarray(kernels.project(item.theta0, item.rows, weights))[:, :chunk.size]
     for j, group in enumerate(writers):
       block = out[j].reshape((-1, *row_shape) if job.shape else ())
       for w in group:
