@@ -72,12 +72,16 @@ def _as_text(completion: Any) -> str | None:
   return None
 
 
+class _Deadline(BaseException):
+  """Raised by the SIGALRM handler; a BaseException so library `except Exception` misses it."""
+
+
 def total(fn: Callable[..., float]) -> Callable[..., float]:
   """Make a reward total: any exception (including a deadline) becomes 0.0."""
   def wrapped(completion, answer=None, **kw) -> float:
     try:
       return float(fn(completion, answer, **kw))
-    except Exception:  # noqa: BLE001 - a reward must never raise
+    except (Exception, _Deadline):  # noqa: BLE001 - a reward must never raise
       return 0.0
   wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
   return wrapped
@@ -134,16 +138,16 @@ def gold_math_answer(answer: str) -> str | None:
 # ----------------------------------------------------------------------------- math
 
 
-class _Deadline(Exception):
-  pass
-
-
 def _with_deadline(fn: Callable[[], Any], seconds: float) -> Any:
-  """Run fn under a SIGALRM deadline (main thread only); raise _Deadline when it expires."""
+  """Run fn under a SIGALRM deadline (main thread only); raise _Deadline when it expires.
+
+  The timer keeps firing every 50 ms after the deadline, and _Deadline is a BaseException,
+  so a broad `except Exception` inside sympy or math-verify cannot swallow it for good.
+  """
   def on_alarm(signum, frame):
     raise _Deadline(f'reward took more than {seconds} s')
   old = signal.signal(signal.SIGALRM, on_alarm)
-  signal.setitimer(signal.ITIMER_REAL, seconds)
+  signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
   try:
     return fn()
   finally:

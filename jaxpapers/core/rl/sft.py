@@ -11,30 +11,27 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxpapers.core import logprobs
 from jaxpapers.core import train as train_lib
 
 
-def next_token_logps(model, tokens, attention_mask):
-  """log p(tokens[:, t+1] | tokens[:, :t+1]) for t < T-1; returns [B, T-1] float32."""
-  hidden, _ = model.hidden_states(tokens, kv_mask=attention_mask)
-  logits = model.logits_from_hidden(hidden[:, :-1]).astype(jnp.float32)
-  logps = jax.nn.log_softmax(logits, axis=-1)
-  return jnp.take_along_axis(logps, tokens[:, 1:, None], axis=-1)[..., 0]
-
-
-def sft_loss(params, graphdef, batch: Mapping[str, jax.Array]):
+def sft_loss(params, graphdef, batch: Mapping[str, jax.Array], logits_chunk: int = 128):
   """Args: batch tokens [B, T], loss_mask [B, T] (1 on targets), attention_mask [B, T]."""
   model = nnx.merge(graphdef, params)
-  logps = next_token_logps(model, batch['tokens'], batch['attention_mask'])
+  logps = logprobs.decoder_next_token_logprobs(model, batch['tokens'],
+                                               kv_mask=batch['attention_mask'],
+                                               chunk_size=logits_chunk)
   stats = train_lib.cross_entropy_stats(logps, batch['loss_mask'][:, 1:].astype(jnp.float32))
   return stats['loss'], stats
 
 
-def make_train_step(graphdef, optimizer):
+def make_train_step(graphdef, optimizer, logits_chunk: int = 128):
+  """`step(state, batch, rng) -> (state, metrics)`; logits are built `logits_chunk`
+  positions at a time (jaxpapers.core.logprobs), never as one [B, T, V] array."""
   def step(state: train_lib.TrainState, batch, rng) -> tuple[Any, dict]:
     del rng  # deterministic objective
     grad_fn = jax.value_and_grad(sft_loss, has_aux=True)
-    (_, stats), grads = grad_fn(state.params, graphdef, batch)
+    (_, stats), grads = grad_fn(state.params, graphdef, batch, logits_chunk)
     state, opt_metrics = train_lib.apply_gradients(state, grads, optimizer)
     return state, {**stats, **opt_metrics}
   return step

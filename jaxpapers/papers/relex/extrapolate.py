@@ -195,6 +195,9 @@ def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int
   for _ in job.chunks:
     item = next(loader)
     acc = kernels.gram_step(acc, item.theta0, item.rows)
+    # Wait for this chunk: with async dispatch the loop would otherwise queue every chunk of
+    # the tensor (each holding its buffers); the reader thread still overlaps the next read.
+    jax.block_until_ready(acc)
     nbytes += item.nbytes
     held = item if len(job.chunks) == 1 else None
   acc = jax.device_get(acc)
