@@ -28,12 +28,12 @@ def get_config(arg=None):
   # Trajectory.
   c.trajectory_dir = ''           # DIR with base/ and step_<k>/ (required)
   c.base_dir = ''                 # θ₀ directory if not DIR/base (e.g. the HF base model)
-  c.history_steps = -1            # N: observe every saved step <= N (required; reference --history_steps)
-  c.target_steps = ''             # 'M[,M2,...]': output labels (reference --target_steps)
+  c.history_steps = -1            # N: observe every saved step <= N (required) [--history_steps]
+  c.target_steps = ''             # 'M[,M2,...]': output labels [--target_steps]
 
   # Method (reference flags in brackets).
   c.mode = arg.mode               # extrapolate | reconstruct | fit_reconstruct [--mode]
-  c.rank = arg.rank               # k top temporal components; -1 = T (per-parameter baseline) [--rank]
+  c.rank = arg.rank               # k temporal components; -1 = T (per-parameter baseline) [--rank]
   c.fit = arg.fit                 # linear | polynomial: fit of c_t over the index [--fit_method]
   c.degree = 2                    # polynomial degree [--degree]
   c.window = -1                   # W: fit on the last W observed checkpoints; -1 = all [--window]
@@ -43,7 +43,7 @@ def get_config(arg=None):
   c.delta_dtype = 'float32'       # float32, or float16 to round deltas like the reference's files
 
   # Output.
-  c.output_dtype = 'bfloat16'     # dtype of written checkpoints (bfloat16 as the reference, float32)
+  c.output_dtype = 'bfloat16'     # written dtype: bfloat16 (reference) | float32 | float16
   c.save_hf = True                # write W/extrapolated/step_<M>/ as an HF directory
   c.save_orbax = False            # also write W/extrapolated_orbax/<M>/state (Orbax trajectories)
   c.hf_config_dir = ''            # config.json + tokenizer for HF output of an Orbax trajectory

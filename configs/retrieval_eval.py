@@ -31,7 +31,7 @@ def retriever_config() -> ml_collections.ConfigDict:
       hf_dir='',                  # BERT checkpoint dir; '' = all-MiniLM-L6-v2 package
       batch_size=64,              # encoder rows per batch (rounded to the mesh divisor)
       max_seq_len=256,            # tokens; sentence-transformers' limit for MiniLM
-      buckets=(32, 64, 128, 256), # padded lengths (one compile each)
+      buckets=(32, 64, 96, 128, 160, 192, 224, 256),  # padded lengths (one compile each)
       backend='jax',              # 'jax' (sharded matmul + lax.top_k) | 'faiss' (flat IP)
   ))
   r.hybrid = ml_collections.ConfigDict(dict(

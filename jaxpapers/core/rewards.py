@@ -143,14 +143,21 @@ def _with_deadline(fn: Callable[[], Any], seconds: float) -> Any:
 
   The timer keeps firing every 50 ms after the deadline, and _Deadline is a BaseException,
   so a broad `except Exception` inside sympy or math-verify cannot swallow it for good.
+  `armed` is cleared by the first statement of `finally` (no call, so no signal can run in
+  between); a late tick then does nothing instead of raising outside the deadline.
   """
+  armed = True
+
   def on_alarm(signum, frame):
-    raise _Deadline(f'reward took more than {seconds} s')
+    if armed:
+      raise _Deadline(f'reward took more than {seconds} s')
+
   old = signal.signal(signal.SIGALRM, on_alarm)
   signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
   try:
     return fn()
   finally:
+    armed = False
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, old)
 

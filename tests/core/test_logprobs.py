@@ -37,7 +37,7 @@ def tiny_decoder():
   return graphdef, params
 
 
-@pytest.mark.parametrize('chunk_size', [1, 4, 13, 64])
+@pytest.mark.parametrize('chunk_size', [1, 5, 64])  # 5: S=13 pads; 64: one chunk
 def test_token_logprobs_any_chunk_matches_naive_values_and_entropy(chunk_size):
   hidden, targets = _data()
   w = jnp.asarray(np.random.default_rng(3).normal(size=(16, 97)), jnp.float32)

@@ -1,6 +1,7 @@
 """Rewards: correct on real answer formats, total and time-bounded on adversarial input."""
 import concurrent.futures
 import re
+import signal
 import time
 
 import pytest
@@ -79,6 +80,14 @@ def test_math_reward_adversarial_in_worker_threads_is_total_and_fast():
   assert all(value == 0.0 and seconds < TIME_LIMIT_S for value, seconds in out), out
   assert correct == 1.0
   assert time.perf_counter() - start < TIME_LIMIT_S * 5
+
+
+def test_math_reward_deadline_leaves_no_timer_and_restores_handler():
+  before = signal.getsignal(signal.SIGALRM)
+  value, seconds = _timed(rewards.REWARDS.get('math'), '\\boxed{(1+x)^{2000}}', '\\sqrt{2}')
+  assert value == 0.0 and seconds < TIME_LIMIT_S
+  assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+  assert signal.getsignal(signal.SIGALRM) is before
 
 
 def test_last_boxed_handles_nesting_and_unbalanced():

@@ -9,9 +9,10 @@ from typing import Any, Mapping
 
 from jaxpapers.core import hf
 from jaxpapers.core.models import layers
+from jaxpapers.core.models import llama
 from jaxpapers.core.models import qwen
 
-_MODULES = {'qwen2': qwen, 'qwen3': qwen}
+_MODULES = {'qwen2': qwen, 'qwen3': qwen, 'llama': llama}
 
 
 def presets() -> dict[str, layers.DecoderConfig]:

@@ -4,9 +4,11 @@ Encoder: all-MiniLM-L6-v2 (our BERT, `core/models/bert.py`) with sentence-transf
 pipeline: tokenise (truncate at 256 tokens, as its sentence_bert_config.json), mean-pool
 over the attention mask, L2-normalise. Passages are encoded as `title + ' ' + text` (BEIR's
 convention for sentence-transformers models). Texts are sorted by length and cut into
-batches; each batch is padded to the smallest length bucket (32/64/128/256) and to a row
-bucket (a power of two times the mesh's batch divisor, at most `batch_size`), so a whole
-corpus or any query batch compiles at most len(buckets) x log2(batch_size) programs.
+batches; each batch is padded to the smallest length bucket (multiples of 32 up to 256:
+on the HotpotQA corpus that is 11% more tokens than padding each batch to its own longest
+text, against 36% with powers of two) and to a row bucket (a power of two times the mesh's
+batch divisor, at most `batch_size`), so a whole corpus or any query batch compiles at
+most len(buckets) x log2(batch_size) programs.
 Batches are dispatched asynchronously and fetched at the end.
 
 Top-k (`sharded_topk`): corpus embeddings [N, D] are laid out row-sharded over every mesh
@@ -37,7 +39,7 @@ from jaxpapers.core.models import bert
 from jaxpapers.core.retrieval import corpus as corpus_lib
 from jaxpapers.core.retrieval import retriever as retriever_lib
 
-LENGTH_BUCKETS = (32, 64, 128, 256)
+LENGTH_BUCKETS = (32, 64, 96, 128, 160, 192, 224, 256)
 FAISS_INSTALL = 'pip install faiss-cpu'
 BACKENDS = ('jax', 'faiss')
 

@@ -50,7 +50,7 @@ class GRPOLossConfig:
   loss_type: str = 'dapo'                  # 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo'
   beta: float = 0.0                        # KL coefficient (beta); 0 = no reference model
   epsilon: float = 0.2                     # lower clip: ratio >= 1 - epsilon (PPO epsilon)
-  epsilon_high: float | None = None        # upper clip (DAPO clip-higher); None = epsilon
+  epsilon_high: float | None = None        # upper clip (DAPO clip-higher); None -> epsilon
   delta: float | None = None               # cap on the unclipped ratio (two-sided clipping)
   kl_estimator: str = 'k3'                 # 'k3' (TRL, Schulman) | 'k1' (log ratio)
   use_bias_correction_kl: bool = False     # multiply the KL by the importance ratio
@@ -63,17 +63,11 @@ class GRPOLossConfig:
     if self.importance_sampling_level not in ('token', 'sequence'):
       raise ValueError(f'importance_sampling_level: {self.importance_sampling_level!r}; '
                        "valid: 'token', 'sequence'")
-    if self.epsilon < 0 or (self.epsilon_high is not None and self.epsilon_high < 0):
+    if self.epsilon_high is None:  # TRL: epsilon_high defaults to epsilon
+      object.__setattr__(self, 'epsilon_high', self.epsilon)
+    if self.epsilon < 0 or self.epsilon_high < 0:
       raise ValueError(f'epsilon/epsilon_high must be >= 0, got {self.epsilon}, '
                        f'{self.epsilon_high}')
-
-  @property
-  def epsilon_low(self) -> float:
-    return self.epsilon
-
-  @property
-  def epsilon_upper(self) -> float:
-    return self.epsilon if self.epsilon_high is None else self.epsilon_high
 
 
 # ----------------------------------------------------------------------------- KL estimators
@@ -160,8 +154,8 @@ def _masked_extreme(x, valid, fn, fill):
 
 def _metrics(coef_1, ratio, adv, per_token_kl, mask, cfg):
   """Clip fractions as TRL logs them (on the delta-clamped coef_1), KL, importance ratio."""
-  low = ((coef_1 < 1 - cfg.epsilon_low) & (adv < 0)).astype(jnp.float32)
-  high = ((coef_1 > 1 + cfg.epsilon_upper) & (adv > 0)).astype(jnp.float32)
+  low = ((coef_1 < 1 - cfg.epsilon) & (adv < 0)).astype(jnp.float32)
+  high = ((coef_1 > 1 + cfg.epsilon_high) & (adv > 0)).astype(jnp.float32)
   low_seq, high_seq = _seq_means(low, mask), _seq_means(high, mask)
   ratio = jnp.broadcast_to(ratio, mask.shape)
   metrics = {
@@ -209,7 +203,7 @@ def grpo_loss(logps: jax.Array, old_logps: jax.Array | None, ref_logps: jax.Arra
     per_token_kl = KL_ESTIMATORS.get(cfg.kl_estimator)(logps, ref_logps)
     if cfg.use_bias_correction_kl:
       per_token_kl = per_token_kl * ratio
-  clipped = jnp.clip(ratio, 1 - cfg.epsilon_low, 1 + cfg.epsilon_upper)
+  clipped = jnp.clip(ratio, 1 - cfg.epsilon, 1 + cfg.epsilon_high)
   coef_1 = ratio if cfg.delta is None else jnp.minimum(ratio, cfg.delta)
   per_token_loss = -jnp.minimum(coef_1 * adv, clipped * adv)
   if cfg.beta != 0.0:

@@ -56,10 +56,14 @@ def round_key(key, t):
   return jax.random.fold_in(key, t)
 
 
+@jax.jit
+def _sample_many(env: Env, key, rounds):
+  return jax.vmap(lambda t: sample(env, round_key(key, t)))(rounds)
+
+
 def sample_rounds(env: Env, key, start: int, count: int) -> Round:
   """Rounds start..start+count-1 as host numpy arrays [T, N, ...] (for the reference)."""
-  fn = jax.jit(jax.vmap(lambda t: sample(env, round_key(key, t))))
-  return jax.tree.map(np.asarray, fn(jnp.arange(start, start + count)))
+  return jax.tree.map(np.asarray, _sample_many(env, key, jnp.arange(start, start + count)))
 
 
 def unit_rows(x):

@@ -88,10 +88,8 @@ def run_algorithm(c, name, settings, env, pop, key, mesh, writer) -> tuple[dict,
   """Runs one protocol for c.rounds rounds; returns (final results, rows for the plot)."""
   n = c.num_clients
   state = federation.init_state(n, settings.d, settings.lam, env.items.dtype)
-  state_s, pop_s, env_s = federation.shardings(mesh, state, pop, env)
-  state, pop, env = (jax.device_put(t, s) for t, s in ((state, state_s), (pop, pop_s),
-                                                        (env, env_s)))
-  runner = federation.make_runner(settings, name, c.log_every, mesh, state, pop, env)
+  state, env, pop = federation.place(mesh, state, env, pop)
+  runner = federation.make_runner(settings, name, c.log_every, mesh, n)
   start = time.perf_counter()
   compiled = runner.lower(state, env, pop, key).compile()
   compile_s = time.perf_counter() - start

@@ -17,6 +17,7 @@ state is replicated. The round key is fold_in(key, t), so chunking does not chan
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.struct
 import jax
@@ -44,7 +45,6 @@ class Settings:
   trigger: str = 'dislinucb'  # 'dislinucb' | 'det_ratio'
   threshold: float = 1.0      # D (dislinucb) or gamma_U (det_ratio), resolved
   mechanism: base.Mechanism = base.Mechanism()
-  record_arms: bool = False   # return each round's arm choices [N] (tests)
 
 
 @flax.struct.dataclass
@@ -70,7 +70,7 @@ class RoundStats:
   participants: jax.Array   # [] clients that uploaded
   paid: jax.Array           # [] of which were paid
   event: jax.Array          # [] 1 if a communication event happened
-  arms: jax.Array           # [N] chosen arm slot (or [0] unless record_arms)
+  arms: jax.Array           # [N] chosen arm slot of each client
 
 
 def init_state(num_clients: int, d: int, lam: float, dtype) -> State:
@@ -131,28 +131,39 @@ def round_step(settings: Settings, protocol, env: envs.Env, pop, key, state: Sta
         jnp.any(triggered),
         lambda s: communicate(settings, protocol, pop, s, triggered),
         lambda s: (s, _no_comm(dtype)), state)
-  arms = choice.astype(jnp.int32) if settings.record_arms else jnp.zeros((0,), jnp.int32)
-  return state, RoundStats(regret, *comm, arms=arms)
+  return state, RoundStats(regret, *comm, arms=choice.astype(jnp.int32))
 
 
-def client_sharding(mesh: Mesh, leaf) -> NamedSharding:
-  """Leading (client) axis on the batch mesh axes when it divides, else replicated."""
-  names = ('batch',) + (None,) * (leaf.ndim - 1)
-  return NamedSharding(mesh, mesh_lib.logical_spec(names, leaf.shape, mesh))
+def client_sharding(mesh: Mesh, num_clients: int) -> NamedSharding:
+  """Client axis (leading dim of every per-client array) on the batch mesh axes when N
+  divides their size, else replicated."""
+  return NamedSharding(mesh, mesh_lib.logical_spec(('batch',), (num_clients,), mesh))
 
 
-def shardings(mesh: Mesh, state: State, pop: costs_lib.Population, env: envs.Env):
-  """(state, pop, env) sharding trees: per-client arrays split, the rest replicated."""
-  rep = mesh_lib.replicated(mesh)
-  per_client = lambda tree: jax.tree.map(lambda l: client_sharding(mesh, l), tree)
-  state_s = State(clients=per_client(state.clients), server=jax.tree.map(lambda _: rep,
-                  state.server), totals=per_client(state.totals), t=rep)
-  return state_s, per_client(pop), jax.tree.map(lambda _: rep, env)
+def shardings(mesh: Mesh, num_clients: int):
+  """Prefix sharding trees for (state, env, pop, key): per-client arrays split, the rest
+  (server, env tables, key) replicated."""
+  per_client, rep = client_sharding(mesh, num_clients), mesh_lib.replicated(mesh)
+  state = State(clients=per_client, server=rep, totals=per_client, t=rep)
+  return state, rep, per_client, rep
 
 
-def make_runner(settings: Settings, protocol_name: str, rounds: int, mesh: Mesh | None,
-                state: State, pop, env):
-  """jit(run)(state, env, pop, key) -> (state, RoundStats [rounds]); state is donated."""
+def place(mesh: Mesh | None, state: State, env: envs.Env, pop):
+  """Puts (state, env, pop) on the mesh with `shardings` (no-op without a mesh)."""
+  if mesh is None:
+    return state, env, pop
+  s_state, s_env, s_pop, _ = shardings(mesh, pop.true_cost.shape[0])
+  return (jax.device_put(state, s_state), jax.device_put(env, s_env),
+          jax.device_put(pop, s_pop))
+
+
+@functools.lru_cache(maxsize=32)
+def make_runner(settings: Settings, protocol_name: str, rounds: int, mesh: Mesh | None = None,
+                num_clients: int = 0):
+  """jit(run)(state, env, pop, key) -> (state, RoundStats [rounds]); state is donated.
+
+  Cached on its arguments, so every caller with the same settings shares one compile.
+  """
   protocol = protocols.get(protocol_name)
 
   def run(state, env, pop, key):
@@ -161,19 +172,27 @@ def make_runner(settings: Settings, protocol_name: str, rounds: int, mesh: Mesh 
 
   if mesh is None:
     return jax.jit(run, donate_argnums=0)
-  state_s, pop_s, env_s = shardings(mesh, state, pop, env)
-  rep = mesh_lib.replicated(mesh)
-  return jax.jit(run, in_shardings=(state_s, env_s, pop_s, rep),
-                 out_shardings=(state_s, rep), donate_argnums=0)
+  in_shardings = shardings(mesh, num_clients)
+  return jax.jit(run, in_shardings=in_shardings,
+                 out_shardings=(in_shardings[0], mesh_lib.replicated(mesh)), donate_argnums=0)
 
 
 def simulate(settings: Settings, protocol_name: str, env: envs.Env, pop, key, rounds: int,
-             mesh: Mesh | None = None) -> tuple[State, dict]:
-  """Runs `rounds` rounds in one scan; returns the final state and per-round numpy stats."""
+             mesh: Mesh | None = None, chunk: int | None = None) -> tuple[State, dict]:
+  """Runs `rounds` rounds (in calls of `chunk` rounds); returns the final state and the
+  per-round stats as numpy arrays [rounds, ...]."""
   n = env.num_clients
   envs.validate(env, n, settings.d)
   costs_lib.validate(pop, n)
+  chunk = chunk or rounds
+  if rounds % chunk:
+    raise ValueError(f'rounds: {rounds} is not a multiple of chunk {chunk}')
   state = init_state(n, settings.d, settings.lam, env.items.dtype)
-  runner = make_runner(settings, protocol_name, rounds, mesh, state, pop, env)
-  state, stats = runner(state, env, pop, key)
-  return state, {k: np.asarray(v) for k, v in vars(stats).items()}
+  state, env, pop = place(mesh, state, env, pop)
+  runner = make_runner(settings, protocol_name, chunk, mesh, n)
+  parts = []
+  for _ in range(rounds // chunk):
+    state, stats = runner(state, env, pop, key)
+    parts.append(jax.device_get(stats))
+  return state, {k: np.concatenate([np.asarray(getattr(p, k)) for p in parts])
+                 for k in vars(parts[0])}

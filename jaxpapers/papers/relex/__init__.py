@@ -1,1 +1,1 @@
-"""RELEX: rank-1 temporal-SVD extrapolation of RL checkpoint trajectories (../shared/papers/relex.md)."""
+"""RELEX: rank-1 temporal-SVD extrapolation of RL checkpoints (../shared/papers/relex.md)."""

@@ -6,9 +6,9 @@ stored tensor. A chunk is zero-padded so that each device's share is a whole num
 blocks (zero deltas add nothing to G; padded outputs are dropped).
 
 `Prefetcher` reads the requested chunks (θ₀ plus the same rows at each step, stacked into
-one [R, padded] block) in a thread, places them on their device(s), and hands them over in request order with at most `depth`
-waiting, so reading overlaps the jitted Gram/projection steps and host memory stays at a
-few chunks.
+one [R, padded] block) in a thread, places them on their device(s), and hands them over in
+request order with at most `depth` waiting, so reading overlaps the jitted Gram/projection
+steps and host memory stays at a few chunks.
 """
 from __future__ import annotations
 

@@ -169,7 +169,7 @@ def test_grpo_loss_sequence_level_matches_numpy_gspo():
 
 def test_grpo_loss_config_defaults_are_trl_and_bad_values_name_the_field():
   cfg = grpo_lib.GRPOLossConfig()
-  assert (cfg.loss_type, cfg.beta, cfg.epsilon, cfg.epsilon_upper, cfg.delta) == (
+  assert (cfg.loss_type, cfg.beta, cfg.epsilon, cfg.epsilon_high, cfg.delta) == (
       'dapo', 0.0, 0.2, 0.2, None)
   with pytest.raises(ValueError, match='GRPO loss_type'):
     grpo_lib.GRPOLossConfig(loss_type='ppo')

@@ -27,15 +27,22 @@ from jaxpapers.papers.fedbandits.protocols import selection
 def critical_values(auction: base.Auction, gains0, winners, mech: base.Mechanism):
   """[N] critical net cost of each winner (0 for losers), capped at the reserve.
 
-  Winners are searched first, `mech.critical_batch` at a time; a batch of losers exits
-  at once.
+  Winners are searched first, `mech.critical_batch` at a time (padded with inactive
+  probes to a whole number of batches, so the search is compiled once); a batch of
+  losers exits at once.
   """
+  n = winners.shape[0]
+  batch = min(mech.critical_batch, n)
+  pad = -n % batch
   order = jnp.argsort(~winners, stable=True)
+  probes = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)])
+  active = jnp.concatenate([winners[order], jnp.zeros((pad,), bool)])
 
-  def one(j):
-    return selection.cover(auction, gains0, mech, probe=j, active=winners[j]).threshold
+  def one(args):
+    probe, is_active = args
+    return selection.cover(auction, gains0, mech, probe=probe, active=is_active).threshold
 
-  values = jax.lax.map(one, order, batch_size=mech.critical_batch)
+  values = jax.lax.map(one, (probes, active), batch_size=batch)[:n]
   values = jnp.zeros_like(values).at[order].set(values)
   return jnp.where(winners, jnp.minimum(values, mech.max_payment), 0.0)
 
