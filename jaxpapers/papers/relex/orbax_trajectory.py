@@ -98,6 +98,10 @@ class OrbaxTrajectory(base_trajectory.TrajectorySource):
   def dtype(self, name: str) -> np.dtype:
     return self._dtypes[name]
 
+  def stored_dtype(self, name: str, step) -> np.dtype:
+    leaves, _ = self._metadata(step)
+    return np.dtype(leaves[name].dtype)
+
   def step_shapes(self, step) -> dict[str, tuple[int, ...]]:
     leaves, _ = self._metadata(step)
     return {k: tuple(v.shape) for k, v in leaves.items()}

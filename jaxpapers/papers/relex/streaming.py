@@ -33,31 +33,44 @@ class Chunk:
   count: int      # chunks in the tensor
 
 
-def padded_size(size: int, devices: int = 1, block: int = 1) -> int:
-  """Size padded so each of `devices` shards is a multiple of `block` (or one short block)."""
-  unit = devices * block if size >= devices * block else devices
-  return -(-size // unit) * unit
+def padded_size(size: int, chunk_elems: int, devices: int = 1, block: int = 1) -> int:
+  """Chunk size after padding, from a small set of sizes so few shapes get compiled.
+
+  Sizes above chunk_elems/8 round up to a multiple of chunk_elems/8 (≤ 12.5% waste, 8
+  shapes); smaller ones to a power of two. Each of `devices` shards is then a whole number
+  of `block`s, or a single short block.
+  """
+  unit = devices * block
+  quantum = max(unit, -(-chunk_elems // (8 * unit)) * unit)
+  if size > quantum // 2:
+    return -(-size // quantum) * quantum
+  target = 1 << max(0, (size - 1).bit_length())
+  step = unit if target >= unit else devices
+  return -(-target // step) * step
 
 
 def chunks(name: str, shape: Sequence[int], chunk_elems: int, devices: int = 1,
            block: int = 1) -> list[Chunk]:
-  """Row-range chunks of one tensor, each ≤ `chunk_elems` elements (≥ 1 row)."""
+  """Row-range chunks of one tensor, each about ≤ `chunk_elems` elements (≥ 1 row).
+
+  Rows are split evenly over the fewest chunks that fit, so chunks of a tensor share one
+  padded shape.
+  """
   num_rows, row_size = base_trajectory.rows_of(shape)
-  per = max(1, chunk_elems // max(row_size, 1))
+  count = max(1, min(num_rows, -(-num_rows * row_size // max(chunk_elems, 1))))
+  per = -(-num_rows // count)
   starts = list(range(0, num_rows, per)) or [0]
-  out = []
-  for i, start in enumerate(starts):
-    stop = min(start + per, num_rows)
-    size = (stop - start) * row_size
-    out.append(Chunk(name, slice(start, stop), size, padded_size(size, devices, block), i,
-                     len(starts)))
-  return out
+  padded = padded_size(per * row_size, chunk_elems, devices, block)
+  return [Chunk(name, slice(start, min(start + per, num_rows)),
+                (min(start + per, num_rows) - start) * row_size, padded, i, len(starts))
+          for i, start in enumerate(starts)]
 
 
 @dataclasses.dataclass(frozen=True)
 class Request:
   chunk: Chunk
   steps: tuple          # steps whose rows to read, in row order
+  dtype: np.dtype       # dtype of the row block (the steps' stored dtype, or float32)
   sharding: object      # where θ₀'s [padded] vector goes
   rows_sharding: object # where the [R, padded] row block goes
 
@@ -70,8 +83,10 @@ class Loaded:
   nbytes: int           # bytes read from the checkpoints
 
 
-def _read(source, chunk: Chunk, step) -> np.ndarray:
-  return np.asarray(source.read(chunk.name, step, chunk.rows)).reshape(-1)
+def block_dtype(source: base_trajectory.TrajectorySource, name: str, steps) -> np.dtype:
+  """The steps' common stored dtype; float32 when checkpoints were saved in several."""
+  dtypes = {np.dtype(source.stored_dtype(name, s)) for s in steps}
+  return dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
 
 
 def host_buffer(shape: tuple[int, ...], dtype, align: int = 64) -> np.ndarray:
@@ -86,25 +101,19 @@ def host_buffer(shape: tuple[int, ...], dtype, align: int = 64) -> np.ndarray:
 def load(source: base_trajectory.TrajectorySource, request: Request) -> Loaded:
   """Reads one chunk at θ₀ and every requested step into one block and places it on device.
 
-  Buffers are fresh per chunk and never written after `device_put` (which may alias them).
+  Each row is read straight into the block; buffers are fresh per chunk and never written
+  after `device_put` (which may alias them).
   """
   chunk, size = request.chunk, request.chunk.size
   theta0 = host_buffer((chunk.padded,), source.dtype(chunk.name))
-  theta0[:size] = _read(source, chunk, base_trajectory.BASE)
+  source.read_into(chunk.name, base_trajectory.BASE, chunk.rows, theta0[:size])
   theta0[size:] = 0
-  rows, nbytes = None, theta0[:size].nbytes
+  rows = host_buffer((len(request.steps), chunk.padded), request.dtype)
+  rows[:, size:] = 0
   for i, step in enumerate(request.steps):
-    x = _read(source, chunk, step)
-    if rows is None or (x.dtype != rows.dtype and rows.dtype != np.float32):
-      # first row, or steps saved in different dtypes: hold the block in fp32
-      new = host_buffer((len(request.steps), chunk.padded),
-                        x.dtype if rows is None else np.float32)
-      new[:, size:] = 0
-      if rows is not None:
-        new[:i] = rows[:i]
-      rows = new
-    rows[i, :size] = x
-    nbytes += x.nbytes
+    source.read_into(chunk.name, step, chunk.rows, rows[i, :size])
+  nbytes = theta0[:size].nbytes + sum(
+      size * np.dtype(source.stored_dtype(chunk.name, s)).itemsize for s in request.steps)
   return Loaded(chunk, jax.device_put(theta0, request.sharding),
                 jax.device_put(rows, request.rows_sharding), nbytes)
 

@@ -1,9 +1,8 @@
 """Fixtures for the retrieval tests: a toy corpus and a tiny random BERT encoder.
 
 The tiny encoder uses a word-hash tokenizer, so dense tests run without the MiniLM package;
-tests of the real weights use `needs_minilm` and skip with the install line when missing.
+tests of the real weights skip with the install line when missing.
 """
-import importlib.util
 import zlib
 
 import pytest
@@ -12,10 +11,6 @@ from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core.models import bert
 from jaxpapers.core.retrieval import corpus as corpus_lib
 from jaxpapers.core.retrieval import dense
-
-needs_minilm = pytest.mark.skipif(
-    importlib.util.find_spec(bert.MINILM_PACKAGE) is None,
-    reason=f'real all-MiniLM-L6-v2 weights not installed ({bert.MINILM_INSTALL})')
 
 TOY = [
     ('paris', 'Paris', 'Paris is the capital and largest city of France.'),

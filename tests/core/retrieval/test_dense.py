@@ -8,8 +8,10 @@ import pytest
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core.models import bert
 from jaxpapers.core.retrieval import dense
-from tests.core.retrieval.conftest import needs_minilm
 
+needs_minilm = pytest.mark.skipif(
+    importlib.util.find_spec(bert.MINILM_PACKAGE) is None,
+    reason=f'real all-MiniLM-L6-v2 weights not installed ({bert.MINILM_INSTALL})')
 needs_faiss = pytest.mark.skipif(importlib.util.find_spec('faiss') is None,
                                  reason=f'FAISS not installed ({dense.FAISS_INSTALL})')
 

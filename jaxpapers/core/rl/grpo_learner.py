@@ -1,0 +1,94 @@
+"""GRPO learner pieces: rollout batch assembly, completion log-probs, the jitted update.
+
+One GRPO step (TRL GRPOTrainer order): repeat each prompt G times -> sample completions ->
+score them on the host -> group advantages -> (optional) old / reference log-probs, one
+forward each -> `num_iterations` clipped-surrogate updates on the same batch.
+
+Sequences are [prompt (left-padded, P) | completion (right-padded, C)]; positions count
+only real tokens, so a row's completion continues its prompt exactly as the sampler saw it.
+The loss mask is the completion mask times the policy mask (0 on environment tokens in
+multi-turn rollouts).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxpapers.core import logprobs as logprobs_lib
+from jaxpapers.core import train as train_lib
+from jaxpapers.core.rl import advantages as adv_lib
+from jaxpapers.core.rl import grpo as grpo_lib
+
+
+@flax.struct.dataclass
+class RolloutBatch:
+  tokens: jax.Array           # [N, P + C] int32
+  kv_mask: jax.Array          # [N, P + C] 1 on real tokens
+  loss_mask: jax.Array        # [N, C] 1 on policy tokens that count in the loss
+  advantages: jax.Array       # [N]
+  old_logps: jax.Array        # [N, C] sampling-policy log-probs (zeros when on-policy)
+  ref_logps: jax.Array        # [N, C] reference log-probs (zeros when beta == 0)
+
+
+def assemble(prompt_tokens: np.ndarray, prompt_mask: np.ndarray, completion_tokens: np.ndarray,
+             completion_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Concatenates left-padded prompts and right-padded completions: (tokens, kv_mask)."""
+  tokens = np.concatenate([prompt_tokens, completion_tokens], axis=1).astype(np.int32)
+  kv_mask = np.concatenate([prompt_mask, completion_mask], axis=1).astype(np.int32)
+  return tokens, kv_mask
+
+
+def completion_logps(model, tokens, kv_mask, completion_len: int, chunk_size: int = 128,
+                     temperature: float = 1.0, with_entropy: bool = False):
+  """log p of the last `completion_len` tokens of each row; [N, C] (and entropy [N, C])."""
+  positions = jnp.maximum(jnp.cumsum(kv_mask, axis=1) - 1, 0)
+  out = logprobs_lib.decoder_next_token_logprobs(
+      model, tokens, positions, kv_mask, chunk_size=chunk_size, temperature=temperature,
+      with_entropy=with_entropy)
+  if with_entropy:
+    return out[0][:, -completion_len:], out[1][:, -completion_len:]
+  return out[:, -completion_len:]
+
+
+def make_logps_fn(graphdef, completion_len: int, chunk_size: int = 128,
+                  temperature: float = 1.0):
+  """jit(params, tokens, kv_mask) -> [N, C] log-probs (for old / reference policies)."""
+  def fn(params, tokens, kv_mask):
+    model = nnx.merge(graphdef, params)
+    return completion_logps(model, tokens, kv_mask, completion_len, chunk_size, temperature)
+  return jax.jit(fn)
+
+
+def make_train_step(graphdef, optimizer, loss_cfg: grpo_lib.GRPOLossConfig, *,
+                    use_old_logps: bool, chunk_size: int = 128, temperature: float = 1.0):
+  """`step(state, batch: RolloutBatch, rng) -> (state, metrics)` for one GRPO update."""
+  def loss_fn(params, batch: RolloutBatch):
+    model = nnx.merge(graphdef, params)
+    c = batch.loss_mask.shape[1]
+    logps, entropy = completion_logps(model, batch.tokens, batch.kv_mask, c, chunk_size,
+                                      temperature, with_entropy=True)
+    ref = batch.ref_logps if loss_cfg.beta != 0.0 else None
+    old = batch.old_logps if use_old_logps else None
+    loss, metrics = grpo_lib.grpo_loss(logps, old, ref, batch.advantages, batch.loss_mask,
+                                       loss_cfg)
+    mask = batch.loss_mask.astype(jnp.float32)
+    metrics['entropy'] = (entropy * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+    return loss, metrics
+
+  def step(state: train_lib.TrainState, batch: RolloutBatch, rng) -> tuple[Any, dict]:
+    del rng
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+    state, opt_metrics = train_lib.apply_gradients(state, grads, optimizer)
+    return state, {'loss': loss, **metrics, **opt_metrics}
+  return step
+
+
+def group_advantages(rewards: np.ndarray, num_generations: int,
+                     cfg: adv_lib.AdvantageConfig) -> np.ndarray:
+  return np.asarray(adv_lib.compute_advantages(jnp.asarray(rewards, jnp.float32),
+                                               num_generations, cfg))

@@ -1,0 +1,491 @@
+"""Jitted sampling for any `layers.Decoder`: bucketed prefill + `lax.while_loop` decode.
+
+  out = sampler.generate(model, [[1, 2, 3], [4, 5]], max_new_tokens=32,
+                         rng=jax.random.key(0), temperature=0.7, top_k=50, eos_ids=[2])
+
+- The model is split into graphdef + params; `_prefill` and `_decode` are pure jitted
+  functions compiled once per (batch, prompt bucket, max_new_tokens, sampling mode). Prompts
+  are left-padded to a bucket (powers of two from 16, or multiples of `prompt_bucket`), so
+  new prompt lengths inside a bucket reuse the compiled code.
+- The KV cache ([B, L + N, Hkv, Dh] per layer) is allocated by `_prefill` and donated to
+  `_decode`, whose while_loop writes one slot per step in place and exits as soon as every
+  row is done: no host sync per token.
+- Left padding: pad slots are invalid in `kv_mask` and positions count real tokens only, so a
+  padded row continues exactly as the same prompt alone.
+- Sampling: temperature, then top-k, then top-p (HF's order);
+  one uniform per (step, row) from fold_in(fold_in(rng, step), row), so a row's draws do not
+  depend on its batch or padding. temperature 0 is greedy.
+- Logprobs: log softmax(logits / temperature) of the sampled token, before top-k/top-p (the
+  logprob TRL's GRPO recomputes; raw logits when greedy).
+- Stops: a row ends on an EOS id, on a stop string, or after N tokens. Stop strings are
+  matched on device, exactly, by a byte automaton lifted to tokens (`StopMatcher`).
+  We chose that over token-sequence matching, which misses a stop string spelled with other
+  tokens (">\\n" merged after "</search"), and over host checks between chunks, which sync
+  and over-generate. The EOS or stop-completing token is kept; `pad_id` fills the rest.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding
+
+from jaxpapers.core import mesh as mesh_lib
+from jaxpapers.core import tokenizer as tok_lib
+from jaxpapers.core.models import layers
+
+FINISH_LENGTH, FINISH_EOS, FINISH_STOP = 0, 1, 2
+MIN_BUCKET = 16
+
+
+@flax.struct.dataclass
+class SamplerOutput:
+  tokens: jax.Array         # [B, N] int32 sampled ids; pad_id after each row's end
+  logprobs: jax.Array       # [B, N] float32 log p(token) at the sampling temperature; 0 after
+  lengths: jax.Array        # [B] int32 tokens generated, the EOS / stop-completing one included
+  finish_reason: jax.Array  # [B] int32 FINISH_LENGTH | FINISH_EOS | FINISH_STOP
+
+
+@flax.struct.dataclass
+class _Carry:
+  step: jax.Array        # [] int32 tokens sampled so far
+  tokens: jax.Array      # [B, N] int32
+  logprobs: jax.Array    # [B, N] float32
+  done: jax.Array        # [B] bool
+  lengths: jax.Array     # [B] int32
+  finish: jax.Array      # [B] int32
+  stop_state: jax.Array  # [B] int32 stop-automaton state
+
+
+@dataclasses.dataclass(frozen=True)
+class _Mode:
+  """Static sampling settings: each field changes the compiled code."""
+  greedy: bool
+  top_k: int
+  top_p: bool
+  stops: bool
+  pad_id: int
+  max_new: int
+  cache_sharding: Any = None  # NamedSharding of one [B, S, Hkv, Dh] cache array, or None
+
+
+def bucket_length(n: int, bucket: int = 0) -> int:
+  """Padded prompt length: next power of two >= 16, or next multiple of `bucket` if > 0."""
+  if bucket > 0:
+    return -(-n // bucket) * bucket
+  return max(MIN_BUCKET, 1 << max(0, n - 1).bit_length())
+
+# ----------------------------------------------------------------------------- pure sampling
+
+
+def greedy(logits):
+  """[B, V] -> [B] int32 argmax."""
+  return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+
+def token_logprobs(logits, tokens):
+  """log softmax(logits)[tokens]: logits [B, V], tokens [B] -> [B] float32."""
+  logits = logits.astype(jnp.float32)
+  picked = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0]
+  return picked - jax.nn.logsumexp(logits, axis=-1)
+
+
+def _nucleus_keep(sorted_desc, top_p):
+  """[B, K] logits sorted descending -> [B, K] bool: the smallest prefix whose probability
+  mass reaches top_p (HF TopPLogitsWarper: drop a token when the mass above it is >= p)."""
+  probs = jax.nn.softmax(sorted_desc, axis=-1)
+  return jnp.cumsum(probs, axis=-1) - probs < top_p
+
+
+def top_k_filter(logits, k: int):
+  """Logits [B, V] below the k-th largest of their row -> -inf (ties kept, as HF). k static."""
+  if k <= 0 or k >= logits.shape[-1]:
+    return logits
+  kth = jax.lax.top_k(logits, k)[0][:, -1:]
+  return jnp.where(logits < kth, -jnp.inf, logits)
+
+
+def top_p_filter(logits, top_p):
+  """Logits [B, V] outside the top-p nucleus of softmax(logits) -> -inf (>= 1 token kept)."""
+  desc = -jnp.sort(-logits, axis=-1)
+  floor = jnp.min(jnp.where(_nucleus_keep(desc, top_p), desc, jnp.inf), axis=-1, keepdims=True)
+  return jnp.where(logits < floor, -jnp.inf, logits)
+
+
+def _inverse_cdf(logits, u):
+  """One index per row drawn from softmax(logits) [B, K] with uniforms u [B] in [0, 1)."""
+  cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+  idx = jnp.sum(cdf < u[:, None] * cdf[:, -1:], axis=-1)
+  return jnp.minimum(idx, logits.shape[-1] - 1).astype(jnp.int32)
+
+
+def sample(logits, u, temperature, top_k: int = 0, top_p=None):
+  """Temperature, top-k, top-p (HF's order), then an inverse-CDF draw.
+
+  Args:
+    logits: [B, V]. u: [B] uniforms in [0, 1). temperature: scalar > 0.
+    top_k: static; 0 = off. With k > 0, top-p and the draw only touch the k candidates
+      (no full-vocabulary sort). top_p: scalar or None (off).
+  Returns:
+    [B] int32 token ids.
+  """
+  x = logits.astype(jnp.float32) / temperature
+  if 0 < top_k < x.shape[-1]:
+    vals, idx = jax.lax.top_k(x, top_k)                        # sorted descending
+    if top_p is not None:
+      vals = jnp.where(_nucleus_keep(vals, top_p), vals, -jnp.inf)
+    return jnp.take_along_axis(idx, _inverse_cdf(vals, u)[:, None], axis=-1)[:, 0]
+  if top_p is not None:
+    x = top_p_filter(x, top_p)
+  return _inverse_cdf(x, u)
+
+
+# ----------------------------------------------------------------------------- stop strings
+
+
+def _byte_automaton(patterns: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+  """Aho-Corasick DFA: (delta [S, 256] int32, accept [S] bool) over the patterns' bytes."""
+  goto, accept = [{}], [False]
+  for pat in patterns:
+    s = 0
+    for byte in pat:
+      if byte not in goto[s]:
+        goto[s][byte] = len(goto)
+        goto.append({})
+        accept.append(False)
+      s = goto[s][byte]
+    accept[s] = True
+  delta, fail, queue = np.zeros((len(goto), 256), np.int32), [0] * len(goto), []
+  for byte, s in goto[0].items():
+    delta[0, byte] = s
+    queue.append(s)
+  while queue:                       # breadth first: fail[r] is final before r is visited
+    r = queue.pop(0)
+    accept[r] = accept[r] or accept[fail[r]]
+    delta[r] = delta[fail[r]]
+    for byte, s in goto[r].items():
+      fail[s] = delta[fail[r], byte]
+      delta[r, byte] = s
+      queue.append(s)
+  return delta, np.array(accept)
+
+
+@dataclasses.dataclass(eq=False)
+class StopMatcher:
+  """The byte automaton lifted to tokens: after state s, token t leads to next[s, t] and
+  completes a stop string inside its bytes iff hit[s, t]."""
+  strings: tuple[str, ...]
+  next: np.ndarray   # [S, V] int32
+  hit: np.ndarray    # [S, V] bool
+  _device: Any = None
+
+  @classmethod
+  def build(cls, token_bytes: Sequence[bytes], strings: Sequence[str]) -> 'StopMatcher':
+    """token_bytes[t] is token t's bytes (see `token_bytes`); strings are UTF-8 encoded."""
+    delta, accept = _byte_automaton([s.encode() for s in strings if s])
+    lens = np.array([len(b) for b in token_bytes])
+    order = np.argsort(-lens, kind='stable')          # active tokens form a prefix at each j
+    mat = np.zeros((len(order), int(lens.max(initial=0))), np.uint8)
+    for i, t in enumerate(order):
+      mat[i, :lens[t]] = np.frombuffer(token_bytes[t], np.uint8)
+    cur = np.repeat(np.arange(len(delta), dtype=np.int32)[:, None], len(order), 1)
+    hit = np.zeros(cur.shape, bool)
+    for j in range(mat.shape[1]):
+      m = int(np.sum(lens > j))
+      cur[:, :m] = delta[cur[:, :m], mat[None, :m, j]]
+      hit[:, :m] |= accept[cur[:, :m]]
+    nxt, hits = np.empty_like(cur), np.empty_like(hit)
+    nxt[:, order], hits[:, order] = cur, hit
+    return cls(tuple(strings), nxt, hits)
+
+  def device_tables(self):
+    if self._device is None:
+      self._device = (jnp.asarray(self.next), jnp.asarray(self.hit))
+    return self._device
+
+
+def _byte_table() -> dict[str, int]:
+  """GPT-2 byte-level BPE: printable char -> byte (inverse of `bytes_to_unicode`)."""
+  keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+  chars, n = list(keep), 0
+  for b in range(256):
+    if b not in keep:
+      keep.append(b)
+      chars.append(256 + n)
+      n += 1
+  return {chr(c): b for b, c in zip(keep, chars)}
+
+
+@functools.lru_cache(maxsize=4)
+def token_bytes(tokenizer, vocab_size: int) -> tuple[bytes, ...]:
+  """Each token id's bytes: byte-level BPE pieces (Qwen, Llama 3) through the GPT-2 byte
+  table, SentencePiece pieces with '▁' -> ' ' and <0xNN> byte tokens; b'' past the vocab."""
+  table = _byte_table()
+  pieces = tokenizer.convert_ids_to_tokens(list(range(min(vocab_size, len(tokenizer)))))
+  byte_level = all(c in tokenizer.get_vocab() for c in list(table)[:256])
+  special = set(tokenizer.all_special_tokens)
+  out = []
+  for p in pieces:
+    if p is None:
+      out.append(b'')
+    elif byte_level and p not in special and all(c in table for c in p):
+      out.append(bytes(table[c] for c in p))
+    elif len(p) == 6 and p.startswith('<0x') and p.endswith('>'):
+      out.append(bytes([int(p[3:5], 16)]))
+    else:
+      out.append(p.replace('\u2581', ' ').encode())
+  return tuple(out) + (b'',) * (vocab_size - len(out))
+
+
+_MATCHERS: dict = {}
+
+
+def stop_matcher(stop, tokenizer, vocab_size: int) -> StopMatcher | None:
+  """None, a StopMatcher, or stop strings (+ tokenizer) -> a cached StopMatcher or None."""
+  if stop is None or isinstance(stop, StopMatcher):
+    return stop
+  strings = tuple([stop] if isinstance(stop, str) else stop)
+  if not any(strings):
+    return None
+  if tokenizer is None:
+    raise ValueError('stop: stop strings need `tokenizer=` (or pass a StopMatcher)')
+  key = (id(tokenizer), vocab_size, strings)
+  if key not in _MATCHERS:
+    _MATCHERS[key] = StopMatcher.build(token_bytes(tokenizer, vocab_size), strings)
+  return _MATCHERS[key]
+
+
+def _record(c: _Carry, logits, rng, row_ids, knobs, mode: _Mode) -> _Carry:
+  """Samples token `c.step` from logits [B, V] and updates stops/lengths."""
+  t = c.step
+  logits = logits.astype(jnp.float32)
+  if mode.greedy:
+    tok = greedy(logits)
+    lp = token_logprobs(logits, tok)
+  else:
+    key = jax.random.fold_in(rng, t)
+    u = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r)))(row_ids)
+    tok = sample(logits, u, knobs['temperature'], top_k=mode.top_k,
+                          top_p=knobs['top_p'] if mode.top_p else None)
+    lp = token_logprobs(logits / knobs['temperature'], tok)
+  live = ~c.done
+  eos = jnp.any(tok[:, None] == knobs['eos'][None, :], axis=-1) & live
+  hit, stop_state = jnp.zeros_like(eos), c.stop_state
+  if mode.stops:
+    hit = knobs['stop_hit'][c.stop_state, tok] & live & ~eos
+    stop_state = knobs['stop_next'][c.stop_state, tok]
+  finish = jnp.where(eos, FINISH_EOS, jnp.where(hit, FINISH_STOP, c.finish))
+  col = lambda buf, x: jax.lax.dynamic_update_slice(buf, x[:, None], (0, t))  # noqa: E731
+  return _Carry(step=t + 1,
+                tokens=col(c.tokens, jnp.where(live, tok, mode.pad_id).astype(jnp.int32)),
+                logprobs=col(c.logprobs, jnp.where(live, lp, 0.0)),
+                done=c.done | eos | hit | (t + 1 >= mode.max_new),
+                lengths=c.lengths + live.astype(jnp.int32), finish=finish,
+                stop_state=stop_state)
+
+
+def _kv_mask(prompt_mask, max_new):
+  """[B, L + N]: valid prompt slots, then every generated slot (causality hides the future)."""
+  return jnp.concatenate([prompt_mask, jnp.ones((prompt_mask.shape[0], max_new),
+                                                 prompt_mask.dtype)], axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=('graphdef', 'mode'))
+def _prefill(params, tokens, prompt_mask, row_ids, rng, knobs, *, graphdef, mode: _Mode):
+  """Runs the prompt [B, L] into a fresh cache and samples the first token."""
+  model = nnx.merge(graphdef, params)
+  b, length = tokens.shape
+  cache = layers.init_cache(model.config, b, length + mode.max_new)
+  if mode.cache_sharding is not None:
+    cache = jax.lax.with_sharding_constraint(cache, mode.cache_sharding)
+  positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=1) - 1, 0)
+  h, cache = model.hidden_states(tokens, positions, _kv_mask(prompt_mask, mode.max_new), cache, 0)
+  logits = model.logits_from_hidden(h[:, -1])
+  n = mode.max_new
+  carry = _Carry(step=jnp.zeros((), jnp.int32), tokens=jnp.full((b, n), mode.pad_id, jnp.int32),
+                 logprobs=jnp.zeros((b, n), jnp.float32), done=jnp.zeros((b,), bool),
+                 lengths=jnp.zeros((b,), jnp.int32), finish=jnp.zeros((b,), jnp.int32),
+                 stop_state=jnp.zeros((b,), jnp.int32))
+  return cache, _record(carry, logits, rng, row_ids, knobs, mode)
+
+
+@functools.partial(jax.jit, static_argnames=('graphdef', 'mode'), donate_argnums=(1,))
+def _decode(params, cache, carry: _Carry, prompt_mask, row_ids, rng, knobs, *, graphdef,
+            mode: _Mode) -> tuple[SamplerOutput, Any]:
+  """Decodes until every row is done or N tokens. The cache is donated and returned, so
+  the loop updates it in place (XLA aliases a donated input only to an output)."""
+  model = nnx.merge(graphdef, params)
+  length = prompt_mask.shape[1]
+  kv_mask = _kv_mask(prompt_mask, mode.max_new)
+  prompt_len = jnp.sum(prompt_mask, axis=1).astype(jnp.int32)
+
+  def cond(state):
+    c, _ = state
+    return (c.step < mode.max_new) & ~jnp.all(c.done)
+
+  def body(state):
+    c, cache = state
+    prev = jax.lax.dynamic_slice_in_dim(c.tokens, c.step - 1, 1, axis=1)   # [B, 1]
+    positions = (prompt_len + c.step - 1)[:, None]
+    h, cache = model.hidden_states(prev, positions, kv_mask, cache, length + c.step - 1)
+    logits = model.logits_from_hidden(h[:, 0])
+    return _record(c, logits, rng, row_ids, knobs, mode), cache
+
+  c, cache = jax.lax.while_loop(cond, body, (carry, cache))
+  return SamplerOutput(tokens=c.tokens, logprobs=c.logprobs, lengths=c.lengths,
+                       finish_reason=c.finish), cache
+
+
+# ----------------------------------------------------------------------------- host side
+
+
+def split(model, mesh=None) -> tuple[Any, Any]:
+  """(graphdef, pure-dict params) of a `layers.Decoder`; with `mesh`, params are placed by
+  the logical-axis rules. A (graphdef, params) pair passes through unchanged."""
+  if isinstance(model, tuple):
+    return model
+  graphdef, state = nnx.split(model)
+  params = nnx.to_pure_dict(state)
+  if mesh is not None:
+    params = jax.device_put(params, mesh_lib.param_shardings(state, mesh))
+  return graphdef, params
+
+
+def pad_prompts(prompts, pad_id: int, prompt_mask=None, bucket: int = 0):
+  """Left-pads prompts to a bucketed length.
+
+  Args:
+    prompts: list of token-id lists, or a left-padded [B, T] array (leading `pad_id`s are
+      padding unless `prompt_mask` [B, T] says otherwise).
+  Returns:
+    (tokens [B, L] int32, mask [B, L] int32) numpy arrays, L = bucket_length(max length).
+  """
+  if isinstance(prompts, (np.ndarray, jax.Array)):
+    arr = np.asarray(prompts)
+    if prompt_mask is None:
+      prompt_mask = np.cumsum(arr != pad_id, axis=1) > 0
+    rows = [list(r[np.asarray(m) > 0]) for r, m in zip(arr, prompt_mask)]
+  else:
+    rows = [list(r) for r in prompts]
+  if not rows or min(len(r) for r in rows) == 0:
+    raise ValueError('prompts: every prompt needs at least one token')
+  length = bucket_length(max(len(r) for r in rows), bucket)
+  tokens = np.full((len(rows), length), pad_id, np.int32)
+  mask = np.zeros((len(rows), length), np.int32)
+  for i, r in enumerate(rows):
+    tokens[i, length - len(r):] = r
+    mask[i, length - len(r):] = 1
+  return tokens, mask
+
+
+def _pad_batch(tokens, mask, rows: int):
+  """Appends dummy rows (one valid pad token each) up to `rows`."""
+  extra = rows - tokens.shape[0]
+  if extra <= 0:
+    return tokens, mask
+  dummy_mask = np.zeros((extra, mask.shape[1]), np.int32)
+  dummy_mask[:, -1] = 1
+  return (np.concatenate([tokens, np.full((extra, tokens.shape[1]), tokens[0, 0], np.int32)]),
+          np.concatenate([mask, dummy_mask]))
+
+
+def _knobs(temperature, top_p, eos_ids, matcher) -> dict:
+  eos = list(eos_ids or ())
+  eos = np.array(eos + [-1] * (-(-max(len(eos), 1) // 8) * 8 - len(eos)), np.int32)
+  knobs = {'temperature': np.float32(temperature if temperature > 0 else 1.0),
+           'top_p': np.float32(top_p), 'eos': eos}
+  if matcher is not None:
+    knobs['stop_next'], knobs['stop_hit'] = matcher.device_tables()
+  return knobs
+
+
+def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 1.0, stop=None, tokenizer=None,
+             eos_ids: Sequence[int] = (), pad_id: int = 0, prompt_mask=None, mesh=None,
+             prompt_bucket: int = 0, pad_batch_to: int = 0) -> SamplerOutput:
+  """Samples continuations of a batch of prompts.
+
+  Args:
+    model: a `layers.Decoder` or a (graphdef, params) pair from `split`.
+    prompts: token-id lists, or a left-padded [B, T] array (see `pad_prompts`).
+    max_new_tokens: N, tokens generated at most per row.
+    rng: a jax PRNG key.
+    temperature: 0 -> greedy; else logits / temperature.
+    top_k: keep the k most likely tokens (0 = off); top_p: nucleus mass (1 = off).
+    stop: stop strings (needs `tokenizer`) or a `StopMatcher`.
+    eos_ids: token ids that end a row (kept in the output).
+    pad_id: written after a row's end, and the left-padding token.
+    mesh: shard the batch (and cache) over the mesh's batch axes; params should already
+      sit on the mesh (`split(model, mesh)`).
+    prompt_bucket: bucket prompt lengths to multiples of this (0 = powers of two).
+    pad_batch_to: run with at least this many rows (dummy rows are dropped).
+  Returns:
+    SamplerOutput with [B, N] tokens and logprobs, [B] lengths and finish reasons.
+  """
+  if max_new_tokens <= 0:
+    raise ValueError(f'max_new_tokens must be > 0, got {max_new_tokens}')
+  graphdef, params = split(model)
+  tokens, mask = pad_prompts(prompts, pad_id, prompt_mask, prompt_bucket)
+  b = tokens.shape[0]
+  div = mesh_lib.batch_divisor(mesh) if mesh is not None else 1
+  tokens, mask = _pad_batch(tokens, mask, -(-max(b, pad_batch_to) // div) * div)
+  matcher = stop_matcher(stop, tokenizer, nnx.merge(graphdef, params).config.vocab_size)
+  mode = _Mode(greedy=temperature <= 0, top_k=int(top_k), top_p=top_p < 1.0 and temperature > 0,
+               stops=matcher is not None, pad_id=int(pad_id), max_new=int(max_new_tokens),
+               cache_sharding=_cache_sharding(mesh, graphdef, params, tokens.shape,
+                                              max_new_tokens))
+  row_ids = np.arange(tokens.shape[0], dtype=np.int32)
+  if mesh is not None:
+    rows2, rows1 = mesh_lib.batch_sharding(mesh), mesh_lib.batch_sharding(mesh, 1)
+    tokens, mask, row_ids = jax.device_put((tokens, mask, row_ids), (rows2, rows2, rows1))
+  knobs = _knobs(temperature, top_p, eos_ids, matcher)
+  cache, carry = _prefill(params, tokens, mask, row_ids, rng, knobs, graphdef=graphdef, mode=mode)
+  out, _ = _decode(params, cache, carry, mask, row_ids, rng, knobs, graphdef=graphdef,
+                   mode=mode)
+  return out if out.tokens.shape[0] == b else jax.tree.map(lambda x: x[:b], out)
+
+
+def _cache_sharding(mesh, graphdef, params, shape, max_new):
+  if mesh is None:
+    return None
+  cfg = nnx.merge(graphdef, params).config
+  cache_shape = (shape[0], shape[1] + max_new, cfg.num_key_value_heads, cfg.head_dim)
+  spec = mesh_lib.logical_spec(('batch', None, 'kv_heads', None), cache_shape, mesh)
+  return NamedSharding(mesh, spec)
+
+
+def compile_count() -> int:
+  """Compiled variants of the prefill and decode functions so far (tests check reuse)."""
+  return _prefill._cache_size() + _decode._cache_size()
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def decode_completions(tokenizer, out: SamplerOutput, skip_special_tokens: bool = True
+                       ) -> list[str]:
+  """Each row's generated tokens (up to its length) as text."""
+  tokens, lengths = np.asarray(out.tokens), np.asarray(out.lengths)
+  return [tokenizer.decode(row[:n].tolist(), skip_special_tokens=skip_special_tokens)
+          for row, n in zip(tokens, lengths)]
+
+
+def generate_text(model, tokenizer, prompts: Sequence[Any], *, max_new_tokens: int, rng,
+                  chat: bool = True, system: str | None = None, stop: Sequence[str] = (),
+                  **kwargs) -> list[str]:
+  """Text in, text out: each prompt (a string or a list of chat messages) goes through the
+  tokenizer's chat template unless `chat=False`; stops at the chat end-of-turn tokens and at
+  `stop` strings. Other kwargs go to `generate`."""
+  texts = [tok_lib.chat_prompt(tokenizer, p, system=system) if chat else p for p in prompts]
+  ids = [tok_lib.encode(tokenizer, t) for t in texts]
+  kwargs.setdefault('eos_ids', tok_lib.stop_token_ids(tokenizer))
+  kwargs.setdefault('pad_id', tokenizer.pad_token_id)
+  out = generate(model, ids, max_new_tokens=max_new_tokens, rng=rng, stop=list(stop) or None,
+                 tokenizer=tokenizer, **kwargs)
+  return decode_completions(tokenizer, out)
