@@ -56,7 +56,8 @@ def model_shapes(params: float) -> dict[str, tuple[int, ...]]:
 def generate(root: pathlib.Path, params: float, steps: int) -> dict:
   """Writes base/ and step_1..T/ (bf16); θ_t = θ₀ + (a + b·t + 0.002·t²)·v + noise."""
   shapes = model_shapes(params)
-  meta = {'params': params, 'steps': steps, 'shapes': {k: list(v) for k, v in shapes.items()}}
+  meta = {'version': 2, 'params': params, 'steps': steps,
+          'shapes': {k: list(v) for k, v in shapes.items()}}
   if (root / 'bench.json').exists() and json.loads((root / 'bench.json').read_text()) == meta:
     return meta
   rng = np.random.default_rng(0)

@@ -127,3 +127,11 @@ def gsm8k_prompts(n: int, seed: int, split: str = 'train', system: str | None = 
   math = rewards.REWARDS.get('math')
   return PromptSet(prompts, [data_lib.gsm8k_final_answer(r['answer']) for r in rows], tok,
                    lambda completion, answer: float(math(completion, answer)), [])
+
+
+def eos_ids(tokenizer) -> list[int]:
+  """Token ids that end a completion for this tokenizer."""
+  if isinstance(tokenizer, CharTokenizer):
+    return [tokenizer.eos_token_id]
+  from jaxpapers.core import tokenizer as tok_lib
+  return tok_lib.stop_token_ids(tokenizer)

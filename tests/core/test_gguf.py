@@ -32,9 +32,10 @@ from jaxpapers.core.models import loading
 
 QType = gguf_lib.GGMLQuantizationType
 ATOL = 1e-4
-# Byte-level BPE of 256 tokens: 252 of the 256 byte symbols, two merges, two control tokens.
-_TOKENS = ([bytes_to_unicode()[b] for b in range(252)] + ['he', 'll', '<|im_start|>',
-                                                          '<|im_end|>'])
+# Byte-level BPE of 256 tokens laid out like SmolLM2's: 251 of the 256 byte symbols, two
+# merges, three control tokens (unk 253, bos 254, eos 255).
+_TOKENS = ([bytes_to_unicode()[b] for b in range(251)] +
+           ['he', 'll', '<|endoftext|>', '<|im_start|>', '<|im_end|>'])
 _CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
                   "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
                   "{% endif %}")
@@ -84,7 +85,8 @@ def _add_metadata(w, cfg: layers.DecoderConfig, tokenizer: bool):
     w.add_tokenizer_model('gpt2')
     w.add_tokenizer_pre('smollm')
     w.add_token_list(_TOKENS)
-    w.add_token_types([1] * 254 + [3, 3])
+    w.add_token_types([1] * 253 + [3, 3, 3])
+    w.add_unk_token_id(253)
     w.add_token_merges(['h e', 'l l'])
     w.add_bos_token_id(254)
     w.add_eos_token_id(255)
@@ -227,20 +229,27 @@ def test_unpermute_qk_turns_llama_cpp_interleaved_rope_into_rotate_half():
 # ----------------------------------------------------------------------------- quantised
 
 
-@pytest.mark.parametrize('qtype, logit_atol', [
-    (QType.Q8_0, 0.02), (QType.Q4_0, 0.3), (QType.Q4_1, 0.3), (QType.F16, 1e-3),
-    (QType.BF16, 0.05),
-])
-def test_load_decoder_quantized_equals_reference_dequantization(golden_dir, tmp_path, qtype,
-                                                                logit_atol):
+def _rel_rms(actual, expected) -> float:
+  """sqrt(sum (a - e)^2 / sum e^2) over matching leaves."""
+  a, e = jax.tree.leaves(actual), jax.tree.leaves(expected)
+  num = sum(float(np.sum((np.asarray(x, np.float64) - y)**2)) for x, y in zip(a, e))
+  return math.sqrt(num / sum(float(np.sum(np.asarray(y, np.float64)**2)) for y in e))
+
+
+@pytest.mark.parametrize('qtype', [QType.Q8_0, QType.Q4_0, QType.Q4_1, QType.F16, QType.BF16])
+def test_load_decoder_quantized_equals_reference_dequantization(golden_dir, tmp_path, qtype):
+  """Params equal gguf's own dequantisation exactly; the logit error stays within a small
+  multiple of the weight quantisation error (these random 2-layer models amplify it 3-4x)."""
   source, batch = _golden(golden_dir, 'llama_untied')
   model = llama.from_pretrained(write_gguf(tmp_path / 'm.gguf', source, qtype))
-  reference = reference_params(source, qtype)
-  chex.assert_trees_all_equal(_as_np(loading.params_of(model)), reference)
-  err = _max_err(_forward(model, batch), batch['logits'], batch['attention_mask'])
-  print(f'{qtype.name}: max |logits - torch fp32| = {err:.3g} (logit std '
-        f'{batch["logits"].std():.2f})')
-  assert err < logit_atol
+  params = _as_np(loading.params_of(model))
+  chex.assert_trees_all_equal(params, reference_params(source, qtype))
+  weight_err = _rel_rms(params, _as_np(loading.params_of(source)))
+  keep = batch['attention_mask'] > 0
+  logit_err = _rel_rms(_forward(model, batch)[keep], batch['logits'][keep])
+  print(f'{qtype.name}: relative RMS error: weights {weight_err:.2e}, logits vs torch fp32 '
+        f'{logit_err:.2e}')
+  assert 0 < weight_err < 0.1 and logit_err < 6 * weight_err
 
 
 @pytest.mark.parametrize('qtype', [QType.Q4_K, QType.Q6_K, QType.Q5_K, QType.Q3_K, QType.Q2_K,
@@ -335,8 +344,8 @@ def test_convert_experiment_writes_hf_dir_with_tokenizer(golden_dir, tmp_path):
   assert prompt == '<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n'
   ids = tokenizer_lib.encode(tok, prompt)
   assert ids == tokenizer_lib.encode(gguf.load_tokenizer(src), prompt)
-  assert ids[0] == 254 and 252 in ids and 253 in ids      # <|im_start|>, 'he', 'll'
-  assert tokenizer_lib.stop_token_ids(tok) == [255]
+  assert ids[0] == 254 and 251 in ids and 252 in ids      # <|im_start|>, 'he', 'll'
+  assert len(tok) == 256 and tokenizer_lib.stop_token_ids(tok) == [253, 255]
 
 
 def test_convert_config_bad_src_raises_naming_field(tmp_path):

@@ -22,21 +22,23 @@ def synthetic_cfg(**kw):
                                         noise=0.1, **kw))
 
 
-def test_synthetic_items_on_unit_sphere_and_mean_is_linear():
-  env = envs.make(synthetic_cfg(), 3, 0, jnp.float64)
+def test_synthetic_items_on_unit_sphere_and_mean_is_linear(instance):
+  env, c = instance.env, instance.config
   np.testing.assert_allclose(np.linalg.norm(np.asarray(env.items), axis=1), 1.0)
-  draw = envs.sample_rounds(env, jax.random.key(0), 0, 2)
-  assert draw.arms.shape == (2, 3, 4) and draw.noise.shape == (2, 3)
+  draw = envs.sample_rounds(env, instance.key, 0, c.rounds)  # compiled by the reference test
+  assert draw.arms.shape == (c.rounds, c.num_clients, c.env.num_arms)
+  assert draw.arms.max() < c.env.num_items and draw.noise.shape == (c.rounds, c.num_clients)
   x = np.asarray(env.items)[draw.arms]
   np.testing.assert_allclose(draw.mean, x @ np.asarray(env.data.theta), atol=1e-12)
+  assert 0.05 < draw.noise.std() < 0.2
 
 
 def test_sherman_morrison_and_logdet_track_exact_values():
   rng = np.random.default_rng(0)
   c = jax.tree.map(lambda a: a[0], linucb.init_clients(1, 4, 0.1, jnp.float64))
   xs = rng.standard_normal((30, 4))
-  for x in xs:
-    c = linucb.observe(c, jnp.asarray(x), 1.0)
+  c = jax.jit(lambda c, xs: jax.lax.scan(
+      lambda c, x: (linucb.observe(c, x, 1.0), None), c, xs)[0])(c, jnp.asarray(xs))
   gram = 0.1 * np.eye(4) + xs.T @ xs
   np.testing.assert_allclose(np.asarray(c.gram_inv), np.linalg.inv(gram), atol=1e-10)
   assert float(c.logdet) == pytest.approx(np.linalg.slogdet(gram)[1], abs=1e-10)
