@@ -56,7 +56,7 @@ def get_config(arg=None):
 
   # Incentives (protocols/base.py): Inc-FedUCB and Truth-FedBan.
   c.incentive = ml_collections.ConfigDict()
-  c.incentive.beta = 0.5          # beta: det V_S >= beta * det V_all (Inc-FedUCB)
+  c.incentive.beta = 0.1          # beta: det V_S >= beta * det V_all (Inc-FedUCB)
   c.incentive.data_value = 0.0    # weight of a client's value for downloaded data (per nat)
   c.incentive.max_payment = 1.0   # reserve price; net costs above are never bought
   c.incentive.eps = 1e-6          # floor on net cost in gain / cost
@@ -77,4 +77,6 @@ def get_config(arg=None):
 
   if arg.quick:
     c.num_clients, c.rounds, c.log_every = 8, 40, 10
+    # every code path: data value in the net cost, two clients over-reporting by 1.5x
+    c.incentive.data_value, c.costs.strategic_fraction, c.costs.misreport_factor = 0.05, 0.25, 1.5
   return c

@@ -10,8 +10,9 @@ target steps — streamed tensor by tensor and chunk by chunk (never the whole t
 
 DIR holds `base/` (θ₀) and `step_<k>/` (or `<k>/`) checkpoints, all HF safetensors dirs or
 all Orbax checkpoints of core/checkpoint.py. Writes W/extrapolated/step_<M>/ (HF dir, bf16,
-tokenizer copied), W/relex_report.json (singular values, coefficients, R² per tensor) and
-W/metrics.jsonl. Variants: `--config=configs/relex.py:mode=reconstruct,rank=5`.
+tokenizer copied), W/relex_report.json (singular values, coefficients, R² per tensor),
+W/relex_coefficients.png and W/metrics.jsonl.
+Variants: `--config=configs/relex.py:mode=reconstruct,rank=5`.
 Expected: seconds for the tiny test trajectories; on a 2-core CPU a 110M-param x 20-step
 trajectory takes about as long as reading it twice (python -m jaxpapers.bench.relex).
 """
@@ -50,6 +51,7 @@ def get_config(arg=None):
   c.hf_key_table = 'decoder'      # core.hf key table mapping Orbax param paths to HF keys
   c.skip_pattern = ''             # regex of tensor names copied from θ₀ (no prediction)
   c.project_heldout = False       # also project saved steps after N onto v (out-of-sample R²)
+  c.plot_tensors = 4              # W/relex_coefficients.png: c_t + fit of the N largest tensors
 
   # Streaming and placement.
   c.chunk_mb = 128.0              # fp32 size of one [rows, chunk] block read at a time

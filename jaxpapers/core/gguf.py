@@ -17,7 +17,7 @@ What llama.cpp's converter (`convert_hf_to_gguf.py`, `LlamaModel`) changes and w
 Shapes: a GGUF tensor's numpy layout is HF's `[out, in]`; our kernels are `[in, out]`.
 
 The tokenizer (vocabulary, merges, special tokens, chat template) is rebuilt from the metadata by
-transformers (`AutoTokenizer.from_pretrained(dir, gguf_file=name)`), offline.
+transformers' GGUF tokenizer converter, offline and without torch (`load_tokenizer`).
 """
 from __future__ import annotations
 
@@ -283,15 +283,42 @@ def has_tokenizer(path_or_reader) -> bool:
   return 'tokenizer.ggml.tokens' in _reader(path_or_reader).fields
 
 
+def tokenizer_fields(path_or_reader) -> tuple[str, dict, dict]:
+  """(architecture, tokenizer dict, tokenizer_config kwargs) as transformers'
+  `get_gguf_tokenizer` builds them, read from our (cached) reader instead of its own."""
+  from transformers.integrations.gguf import gguf_tokenizer_mapping as mapping
+  reader = _reader(path_or_reader)
+  if not has_tokenizer(reader):
+    raise GGUFError('no tokenizer metadata (tokenizer.ggml.tokens) in the GGUF file')
+  fields = reader.fields
+  groups = {group: {name: fields[f'tokenizer.{key}'].contents()
+                    for key, name in renames.items() if f'tokenizer.{key}' in fields}
+            for group, renames in mapping.GGUF_TOKENIZER_MAPPING.items()}
+  tokenizer, config = groups['tokenizer'], groups['tokenizer_config']
+  if tokenizer.get('tokenizer_type') == 'llama':
+    config.setdefault('add_bos_token', True)   # llama.cpp adds BOS to sentencepiece vocabularies
+  for name, key in (('bos_token', 'bos_token_id'), ('eos_token', 'eos_token_id'),
+                    ('unk_token', 'unknown_token_id'), ('pad_token', 'padding_token_id')):
+    index = fields[f'tokenizer.ggml.{key}'].contents() if f'tokenizer.ggml.{key}' in fields \
+        else None
+    config[name] = tokenizer['tokens'][index] if index is not None else None
+  return fields['general.architecture'].contents(), tokenizer, config
+
+
 @functools.lru_cache(maxsize=4)
 def load_tokenizer(path: str | os.PathLike):
-  """The GGUF's tokenizer (with its chat template) through transformers, offline."""
+  """The GGUF's tokenizer (vocabulary, merges, special tokens, chat template), offline.
+
+  Same conversion as `AutoTokenizer.from_pretrained(dir, gguf_file=name)` (transformers'
+  `convert_gguf_tokenizer`), but fed from our reader: transformers 5's own GGUF reader
+  imports torch, and this way the file's metadata is parsed once.
+  """
   os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
-  from transformers import AutoTokenizer
-  path = pathlib.Path(path).resolve()
-  if not has_tokenizer(path):
-    raise GGUFError(f'{path}: no tokenizer metadata (tokenizer.ggml.tokens)')
-  tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+  import transformers
+  from transformers.integrations.gguf import gguf_tokenizer_mapping as mapping
+  arch, tokenizer, config = tokenizer_fields(path)
+  backend, extra = mapping.convert_gguf_tokenizer(arch, tokenizer)
+  tok = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, **config, **extra)
   if tok.pad_token_id is None:
     tok.pad_token = tok.eos_token
   return tok

@@ -236,7 +236,8 @@ def _rel_rms(actual, expected) -> float:
   return math.sqrt(num / sum(float(np.sum(np.asarray(y, np.float64)**2)) for y in e))
 
 
-@pytest.mark.parametrize('qtype', [QType.Q8_0, QType.Q4_0, QType.Q4_1, QType.F16, QType.BF16])
+@pytest.mark.parametrize('qtype', [QType.Q8_0, QType.Q4_0, QType.Q4_1, QType.F16, QType.BF16],
+                         ids=lambda q: q.name)
 def test_load_decoder_quantized_equals_reference_dequantization(golden_dir, tmp_path, qtype):
   """Params equal gguf's own dequantisation exactly; the logit error stays within a small
   multiple of the weight quantisation error (these random 2-layer models amplify it 3-4x)."""
@@ -252,8 +253,9 @@ def test_load_decoder_quantized_equals_reference_dequantization(golden_dir, tmp_
   assert 0 < weight_err < 0.1 and logit_err < 6 * weight_err
 
 
+@pytest.mark.filterwarnings('ignore:invalid value:RuntimeWarning')   # random bytes: NaN scales
 @pytest.mark.parametrize('qtype', [QType.Q4_K, QType.Q6_K, QType.Q5_K, QType.Q3_K, QType.Q2_K,
-                                   QType.Q5_0, QType.Q8_0, QType.BF16])
+                                   QType.Q5_0, QType.Q8_0, QType.BF16], ids=lambda q: q.name)
 def test_dequantize_block_types_match_gguf_reference_in_hf_layout(tmp_path, qtype):
   block, size = gguf_lib.GGML_QUANT_SIZES[qtype]
   rows, cols = 3, 2 * block
@@ -345,7 +347,7 @@ def test_convert_experiment_writes_hf_dir_with_tokenizer(golden_dir, tmp_path):
   ids = tokenizer_lib.encode(tok, prompt)
   assert ids == tokenizer_lib.encode(gguf.load_tokenizer(src), prompt)
   assert ids[0] == 254 and 251 in ids and 252 in ids      # <|im_start|>, 'he', 'll'
-  assert len(tok) == 256 and tokenizer_lib.stop_token_ids(tok) == [253, 255]
+  assert len(tok) == 256 and tokenizer_lib.stop_token_ids(tok) == [255]   # unk 253 excluded
 
 
 def test_convert_config_bad_src_raises_naming_field(tmp_path):
@@ -354,6 +356,22 @@ def test_convert_config_bad_src_raises_naming_field(tmp_path):
   config.src = str(tmp_path / 'model.safetensors')
   with pytest.raises(config_lib.ConfigError, match='config.src'):
     launch.run(config, str(tmp_path))
+
+
+@pytest.mark.parity
+def test_load_tokenizer_matches_transformers_gguf_file_loader(golden_dir, tmp_path):
+  pytest.importorskip('torch')   # transformers' own GGUF reader imports torch
+  from transformers import AutoTokenizer
+  source, _ = _golden(golden_dir, 'llama_tied')
+  path = write_gguf(tmp_path / 'm.gguf', source, tokenizer=True)
+  ours = gguf.load_tokenizer(path)
+  ref = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file='m.gguf')
+  messages = [{'role': 'user', 'content': 'hello, hell!'}]
+  assert ours.apply_chat_template(messages, tokenize=False) == ref.apply_chat_template(
+      messages, tokenize=False)
+  for text in ('hello, hell!', '<|im_start|>user\nhe said<|im_end|>', ' two  spaces\n'):
+    assert ours(text)['input_ids'] == ref(text)['input_ids'], text
+  assert ours.special_tokens_map == ref.special_tokens_map
 
 
 @pytest.mark.parity

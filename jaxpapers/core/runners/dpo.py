@@ -72,6 +72,9 @@ def validate(config) -> None:
                      'pair')
   config_lib.require(config.model.preset in families.presets(), 'model.preset',
                      f'{config.model.preset!r} unknown; valid: {sorted(families.presets())}')
+  vocab, need = families.config_for(config.model).vocab_size, len(tasks.CharTokenizer())
+  config_lib.require(vocab >= need, 'model.overrides',
+                     f'vocab_size {vocab} < {need} tokens of tasks.CharTokenizer')
   try:
     mesh_lib.mesh_shape(config.mesh)
   except ValueError as e:
@@ -161,6 +164,18 @@ def warmup_reference(config, workdir: pathlib.Path, make_model, mesh, train_pair
   return state.params
 
 
+def reference(config, workdir: pathlib.Path, spec: StateSpec, make_model, mesh, train_pairs):
+  """(frozen reference params, `fresh()` -> initial policy TrainState equal to them)."""
+  if not config.warmup.steps:
+    return spec.init().params, spec.init   # two allocations: the policy's gets donated
+  ref_params = warmup_reference(config, workdir / 'reference', make_model, mesh, train_pairs,
+                                tasks.CharTokenizer())
+  def fresh():
+    params = jax.tree.map(lambda x: x.copy(), ref_params)   # own buffers; the step donates
+    return train_lib.init_from_params(params, spec.optimizer, config.seed, spec.shardings)
+  return ref_params, fresh
+
+
 def evaluator(graphdef, loss_cfg, logits_chunk, heldout: dict, writer):
   """`evaluate(step, params) -> row`: held-out DPO metrics, written as `eval/<name>`."""
   fn = jax.jit(lambda p, b: dpo_lib.batch_loss(p, graphdef, b, loss_cfg, logits_chunk)[1])
@@ -210,21 +225,11 @@ def run(config, workdir: str) -> dict:
   data_iter = iter(data_lib.batched_pipeline(train_pairs, transform, config.batch_size,
                                              config.seed))
 
-  # --- model; reference = initial policy, after the optional SFT warm-up
+  # --- abstract state, shardings; reference = initial policy (after the SFT warm-up)
   mcfg = families.config_for(config.model)
-  if mcfg.vocab_size < len(tok):
-    raise config_lib.ConfigError(f'config.model.overrides: vocab_size {mcfg.vocab_size} < '
-                                 f'tokenizer size {len(tok)}')
   make_model = lambda: layers.Decoder(mcfg, nnx.Rngs(params=config.seed))  # noqa: E731
   spec = state_spec(make_model, mesh, config.optimizer, config.steps, config.seed)
-  if config.warmup.steps:
-    ref_params = warmup_reference(config, workdir / 'reference', make_model, mesh, train_pairs,
-                                  tok)
-    fresh = lambda: train_lib.init_from_params(  # noqa: E731
-        jax.tree.map(lambda x: x.copy(), ref_params), spec.optimizer, config.seed,
-        spec.shardings)
-  else:
-    ref_params, fresh = spec.init().params, spec.init
+  ref_params, fresh = reference(config, workdir, spec, make_model, mesh, train_pairs)
   ref_fn = jax.jit(dpo_lib.make_reference_logps_fn(spec.graphdef, config.logits_chunk))
   add_ref = lambda b: {**b, **ref_fn(ref_params, b)}  # noqa: E731
   heldout = add_ref(data_lib.to_global(stacked(heldout_pairs, transform), batch_sharding))

@@ -104,6 +104,9 @@ def run_algorithm(c, name, settings, env, pop, key, mesh, writer) -> tuple[dict,
              'payment': sums['payment'], 'events': sums['event'],
              'participation': sums['participants'] / max(n * sums['event'], 1.0)}
       step = (chunk + 1) * c.log_every
+      if not math.isfinite(row['regret']):
+        raise FloatingPointError(f'{name}: non-finite regret in rounds '
+                                 f'{step - c.log_every + 1}..{step}')
       writer.write(step, {f'{name}/{k}': v for k, v in row.items()})
       rows.append({'step': step, 'algorithm': name, **row})
       bar.update(c.log_every)
@@ -133,7 +136,10 @@ def run(config, workdir) -> dict:
 def _run(c, workdir: pathlib.Path) -> dict:
   mesh = mesh_lib.make_mesh(dict(c.mesh))
   dtype = jnp.dtype(c.bandit.dtype)
-  env = envs.make(c.env, c.num_clients, c.seed, dtype)
+  try:
+    env = envs.make(c.env, c.num_clients, c.seed, dtype)
+  except (FileNotFoundError, ValueError) as e:  # missing data file, d too large, ...
+    raise config_lib.ConfigError(str(e)) from None
   pop = costs_lib.sample(c.costs, c.num_clients, c.seed, dtype)
   settings = settings_from(c)
   key = jax.random.key(c.seed, impl=c.rng_impl)

@@ -42,6 +42,7 @@ def validate(config) -> None:
   config_lib.check_positive(config, 'step_scale', 'chunk_mb', 'shard_min_size')
   require(config.chunk_size >= 0, 'chunk_size', f'must be >= 0, got {config.chunk_size}')
   require(config.prefetch >= 0, 'prefetch', f'must be >= 0, got {config.prefetch}')
+  require(config.plot_tensors >= 0, 'plot_tensors', f'must be >= 0, got {config.plot_tensors}')
   require(config.save_hf or config.save_orbax, 'save_hf', 'False and save_orbax False: '
           'nothing would be written')
   try:

@@ -79,6 +79,9 @@ def _run(source, config, workdir: pathlib.Path, mesh) -> dict:
             'fit_steps': list(plan.fit_steps), 'targets': list(plan.targets),
             **report.summary(stats)}
   metrics.write_json(workdir / 'relex_report.json', {'summary': result, 'tensors': stats})
+  if config.plot_tensors > 0 and stats:
+    report.plot_coefficients(stats, plan, workdir / 'relex_coefficients.png',
+                             config.plot_tensors)
   metrics.MetricWriter(workdir).write(plan.fit_steps[-1], {
       k: v for k, v in result.items() if isinstance(v, (int, float))})
   logging.info('RELEX: %d tensors, %.1f s, wrote %s', result['tensors'], result['seconds'],

@@ -67,3 +67,38 @@ def summary(stats: Sequence[dict]) -> dict:
       'energy_top1_mean': float(top1.mean()),
       'r2_in_sample_median': float(np.nanmedian(r2)) if np.isfinite(r2).any() else float('nan'),
   }
+
+
+def plot_coefficients(stats: Sequence[dict], plan: plan_lib.Plan, out_png,
+                      max_tensors: int = 4) -> None:
+  """Top-component c_t vs step for the tensors with the largest S₁: observed points,
+  held-out points (if projected), the fitted curve over the window, and the predictions."""
+  import matplotlib  # local: plotting is optional
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  chosen = sorted(stats, key=lambda s: -s['singular_values'][0])[:max_tensors]
+  fig, axes = plt.subplots(1, max(len(chosen), 1), figsize=(4.5 * max(len(chosen), 1), 3.5),
+                           squeeze=False)
+  last, w = plan.fit_steps[-1], plan.window
+  to_step = lambda i: last + (i - (w - 1)) * plan.stride
+  for ax, s in zip(axes[0], chosen):
+    c = np.asarray(s['coefficients'])[:, 0]
+    ax.plot(plan.fit_steps, c, 'o', ms=3, label='observed')
+    if 'heldout_steps' in s:
+      ax.plot(s['heldout_steps'], np.asarray(s['heldout_coefficients'])[:, 0], 'x', ms=4,
+              label='held out')
+    if plan.mode == 'extrapolate':
+      predictor = fit_lib.FITS.get(plan.fit)(np.asarray(s['coefficients'])[-w:], plan.degree)
+      idx = np.linspace(0, max([w - 1, *plan.queries]), 200)
+      ax.plot([to_step(i) for i in idx], [predictor(i)[0] for i in idx], '-', lw=1,
+              label=f'{plan.fit} fit')
+      ax.plot([to_step(q) for q in plan.queries], np.asarray(s['predicted'])[:, 0], '*',
+              ms=8, label='predicted')
+    ax.set_title(s['name'], fontsize=8)
+    ax.set_xlabel('step')
+    ax.set_ylabel('c_t (top component)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(out_png, dpi=110)
+  plt.close(fig)

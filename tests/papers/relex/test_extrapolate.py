@@ -102,9 +102,9 @@ def test_relex_sharded_8_devices_equals_1_device(hf_trajectory, tmp_path):
 
 
 def test_relex_bf16_default_output_skip_pattern_and_report(hf_trajectory, tmp_path):
-  traj, base, _ = hf_trajectory()
+  traj, base, _ = hf_trajectory(steps=range(1, 9))
   config = fx.make_config(traj, output_dtype='bfloat16', skip_pattern=r'norm\.weight$',
-                          target_steps='9')
+                          target_steps='9', project_heldout=True)
   result = extrapolate.run(config, tmp_path / 'w', mesh=_mesh1())
   out_dir = tmp_path / 'w' / 'extrapolated' / 'step_9'
   ours = fx.read_output(tmp_path / 'w', 9)
@@ -116,7 +116,10 @@ def test_relex_bf16_default_output_skip_pattern_and_report(hf_trajectory, tmp_pa
   assert json.loads((out_dir / 'relex.json').read_text())['relex']['target_step'] == 9
   report = json.loads((tmp_path / 'w' / 'relex_report.json').read_text())
   assert result['tensors'] == len(report['tensors']) == 4  # norm copied, lm_head tied
-  assert 0.0 < report['tensors'][0]['energy_top1'] <= 1.0
+  first = report['tensors'][0]
+  assert 0.0 < first['energy_top1'] <= 1.0 and first['heldout_steps'] == [6, 7, 8]
+  assert first['r2_in_sample'][0] > 0.9 and len(first['r2_out_of_sample']) == 1
+  assert (tmp_path / 'w' / 'relex_coefficients.png').exists()
 
 
 def test_relex_crash_leaves_previous_output_and_no_partial_dir(hf_trajectory, tmp_path,

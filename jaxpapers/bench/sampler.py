@@ -1,0 +1,137 @@
+r"""Sampler benchmark: `jaxpapers.core.sampler.generate` vs transformers' `generate` (torch).
+
+  python -m jaxpapers.bench.sampler                  # the issue's setting, CPU
+  python -m jaxpapers.bench.sampler --repeats=5 --skip_torch
+
+One random Qwen2-style model (vocab 32000, hidden 512, intermediate 1408, 8 layers, 8 heads,
+2 KV heads, tied embeddings; ~39M params, float32) is built in our code, written with
+`qwen.save_pretrained` and loaded by transformers' `Qwen2ForCausalLM`, so both sides hold the
+same weights. Batch 8, prompt 64 (no padding), 128 new tokens sampled with the same settings
+on both sides (temperature 1.0, top-k 50, top-p 0.95; no EOS, so every row makes all 128).
+tok/s = batch x new tokens / median wall time of `--repeats` timed runs; our compile time is
+the first call minus a timed call, reported apart. The torch side is skipped with a message
+when torch is missing. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a
+0.5B-shaped model (on a GPU it also prints the fraction of HBM bandwidth reached).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+from jaxpapers.core import sampler
+from jaxpapers.core.models import qwen
+
+BENCH = dict(vocab_size=32000, hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
+             num_attention_heads=8, num_key_value_heads=2, head_dim=64,
+             tie_word_embeddings=True)
+HBM_GBPS = {'H100': 3350.0, 'H200': 4800.0, 'A100': 2039.0}   # datasheet peaks (SXM)
+
+
+def _args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  p.add_argument('--batch', type=int, default=8)
+  p.add_argument('--prompt', type=int, default=64)
+  p.add_argument('--new', type=int, default=128)
+  p.add_argument('--temperature', type=float, default=1.0)
+  p.add_argument('--top_k', type=int, default=50)
+  p.add_argument('--top_p', type=float, default=0.95)
+  p.add_argument('--repeats', type=int, default=3)
+  p.add_argument('--preset', default='', help='a qwen preset instead of the issue model')
+  p.add_argument('--dtype', default='float32')
+  p.add_argument('--skip_torch', action='store_true')
+  return p.parse_args(argv)
+
+
+def _timed(fn, repeats: int) -> list[float]:
+  out = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    fn()
+    out.append(time.perf_counter() - t0)
+  return out
+
+
+def bench_ours(model, prompts: np.ndarray, a) -> dict:
+  """Compile time and steady-state seconds of our sampler."""
+  pair = sampler.split(model)
+  def run():
+    out = sampler.generate(pair, prompts, max_new_tokens=a.new, rng=jax.random.key(0),
+                           temperature=a.temperature, top_k=a.top_k, top_p=a.top_p)
+    out.tokens.block_until_ready()
+    assert int(np.min(np.asarray(out.lengths))) == a.new
+  first = _timed(run, 1)[0]
+  times = _timed(run, a.repeats)
+  return {'first_s': first, 'times': times, 'median_s': statistics.median(times)}
+
+
+def bench_torch(path: str, prompts: np.ndarray, a) -> dict | None:
+  try:
+    import torch
+    import transformers
+  except ImportError as e:
+    print(f'torch side skipped: {e} (pip install torch transformers)')
+    return None
+  model = transformers.Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+  ids = torch.tensor(prompts, dtype=torch.long)
+  kw = dict(attention_mask=torch.ones_like(ids), do_sample=True, max_new_tokens=a.new,
+            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, pad_token_id=0,
+            eos_token_id=None)
+  def run():
+    with torch.inference_mode():
+      out = model.generate(ids, **kw)
+    assert out.shape[1] == a.prompt + a.new, out.shape
+  _timed(run, 1)  # warm-up (allocator, kernels)
+  times = _timed(run, a.repeats)
+  return {'times': times, 'median_s': statistics.median(times),
+          'threads': torch.get_num_threads(), 'version': f'torch {torch.__version__}, '
+          f'transformers {transformers.__version__}'}
+
+
+def _hbm_fraction(cfg, a, seconds: float) -> str:
+  """Bytes each decode step must read (weights once + the KV cache) / time, vs the peak."""
+  kind = jax.devices()[0].device_kind
+  peak = next((v for k, v in HBM_GBPS.items() if k in kind), None)
+  if jax.devices()[0].platform != 'gpu' or peak is None:
+    return ''
+  itemsize = np.dtype(jax.numpy.dtype(a.dtype)).itemsize
+  kv = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * itemsize
+  per_step = cfg.num_params * itemsize + a.batch * kv * (a.prompt + a.new / 2)
+  gbps = per_step * a.new / seconds / 1e9
+  return f'; HBM {gbps:.0f} GB/s = {gbps / peak:.0%} of {kind} peak {peak:.0f} GB/s'
+
+
+def main(argv=None):
+  a = _args(argv)
+  cfg = (qwen.preset(a.preset) if a.preset else qwen.preset('qwen2-tiny', **BENCH))
+  cfg = cfg.replace(dtype=a.dtype, param_dtype=a.dtype)
+  model = qwen.init(cfg, seed=0)
+  prompts = np.random.default_rng(0).integers(0, cfg.vocab_size, (a.batch, a.prompt))
+  tokens = a.batch * a.new
+  print(f'model: {cfg.family} {cfg.num_params / 1e6:.1f}M params, {a.dtype}; batch {a.batch}, '
+        f'prompt {a.prompt}, {a.new} new tokens (T={a.temperature}, top_k={a.top_k}, '
+        f'top_p={a.top_p}); jax {jax.__version__} on {jax.devices()[0].device_kind}')
+  ours = bench_ours(model, prompts, a)
+  ours_tps = tokens / ours['median_s']
+  print(f'ours : {ours_tps:8.1f} tok/s  (median {ours["median_s"]:.3f} s of '
+        f'{[round(t, 3) for t in ours["times"]]}; compile {ours["first_s"] - ours["median_s"]:.2f}'
+        f' s){_hbm_fraction(cfg, a, ours["median_s"])}')
+  if a.skip_torch:
+    return
+  with tempfile.TemporaryDirectory() as tmp:
+    qwen.save_pretrained(model, tmp)
+    ref = bench_torch(tmp, prompts, a)
+  if ref is None:
+    return
+  ref_tps = tokens / ref['median_s']
+  print(f'HF   : {ref_tps:8.1f} tok/s  (median {ref["median_s"]:.3f} s of '
+        f'{[round(t, 3) for t in ref["times"]]}; {ref["version"]}, {ref["threads"]} threads)')
+  print(f'ratio: {ours_tps / ref_tps:.2f}x (ours / HF generate)')
+
+
+if __name__ == '__main__':
+  main()
