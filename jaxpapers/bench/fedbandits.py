@@ -9,7 +9,9 @@ time, ours (one jitted `lax.scan` over all rounds, compile reported apart), the 
 whether arm choices, regret, communication and payments agree. The reference replays the
 arm draws generated before its timer starts (`envs.sample_rounds`); ours draws them inside
 the loop. Then wall time per round as N grows (first `--scaling_rounds` rounds, which hold
-the most communication events). float64 throughout; synthetic env d=25, K=25, 1000 items.
+the most communication events). Wall and process-CPU times are both reported: on a shared
+machine CPU time is the steadier of the two. float64 throughout; the env, costs and protocol
+settings are configs/fedbandits_synthetic.py's (d=25, K=25, 1000 items, beta=0.1).
 """
 from __future__ import annotations
 
@@ -34,22 +36,29 @@ def parse(argv):
   return p.parse_args(argv)
 
 
-def setup(n, rounds, d=25, seed=0):
+def setup(n, rounds):
+  """Env, costs and settings of configs/fedbandits_synthetic.py with N=n, T=rounds."""
   import jax.numpy as jnp
-  import ml_collections
-  from jaxpapers.papers.fedbandits import costs, envs, federation, linucb
-  cfg = ml_collections.ConfigDict(dict(name='synthetic', d=d, num_items=1000, num_arms=25,
-                                       noise=0.1))
-  env = envs.make(cfg, n, seed, jnp.float64)
-  cost_cfg = ml_collections.ConfigDict(dict(distribution='uniform', low=0.0, high=1.0,
-                                            strategic_fraction=0.0, misreport_factor=1.0))
-  pop = costs.sample(cost_cfg, n, seed, jnp.float64)
-  settings = federation.Settings(d=d, threshold=linucb.auto_threshold(n, rounds, d))
-  return env, pop, settings
+  from configs import fedbandits_synthetic
+  from jaxpapers.papers.fedbandits import costs, envs, experiment
+  c = fedbandits_synthetic.get_config(f'n={n},t={rounds}')
+  env = envs.make(c.env, n, c.seed, jnp.float64)
+  return env, costs.sample(c.costs, n, c.seed, jnp.float64), experiment.settings_from(c)
+
+
+class Timer:
+  """Wall and process CPU seconds (CPU time is steadier on a shared machine)."""
+
+  def __enter__(self):
+    self.wall, self.cpu = time.perf_counter(), time.process_time()
+    return self
+
+  def __exit__(self, *exc):
+    self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def run_ours(settings, protocol, env, pop, key, rounds, mesh, repeats=2):
-  """-> (compile seconds, best run seconds, stats dict)."""
+  """-> (compile Timer, fastest run Timer, stats dict)."""
   import jax
   import numpy as np
   from jaxpapers.papers.fedbandits import federation
@@ -58,23 +67,24 @@ def run_ours(settings, protocol, env, pop, key, rounds, mesh, repeats=2):
   fresh = lambda: federation.place(
       mesh, federation.init_state(n, settings.d, settings.lam, env.items.dtype), env, pop)
   state, env_p, pop_p = fresh()
-  start = time.perf_counter()
-  compiled = runner.lower(state, env_p, pop_p, key).compile()
-  compile_s, best = time.perf_counter() - start, float('inf')
+  with Timer() as compile_t:
+    compiled = runner.lower(state, env_p, pop_p, key).compile()
+  best = None
   for _ in range(repeats):
     state, env_p, pop_p = fresh()
-    start = time.perf_counter()
-    state, stats = jax.block_until_ready(compiled(state, env_p, pop_p, key))
-    best = min(best, time.perf_counter() - start)
-  return compile_s, best, {k: np.asarray(v) for k, v in vars(jax.device_get(stats)).items()}
+    with Timer() as t:
+      state, stats = jax.block_until_ready(compiled(state, env_p, pop_p, key))
+    best = t if best is None or t.wall < best.wall else best
+  return compile_t, best, {k: np.asarray(v) for k, v in vars(jax.device_get(stats)).items()}
 
 
 def run_anchor(settings, protocol, env, pop, key, rounds):
+  """-> (Timer, reference stats)."""
   from jaxpapers.papers.fedbandits import envs, reference
   draws = envs.sample_rounds(env, key, 0, rounds)  # untimed: the anchor's input
-  start = time.perf_counter()
-  out = reference.simulate(settings, protocol, env, pop, key, rounds, draws=draws)
-  return time.perf_counter() - start, out
+  with Timer() as t:
+    out = reference.simulate(settings, protocol, env, pop, key, rounds, draws=draws)
+  return t, out
 
 
 def compare(args, key, mesh) -> list[dict]:
@@ -82,23 +92,26 @@ def compare(args, key, mesh) -> list[dict]:
   env, pop, settings = setup(args.clients, args.rounds)
   rows = []
   for protocol in args.protocols.split(','):
-    compile_s, ours_s, ours = run_ours(settings, protocol, env, pop, key, args.rounds, mesh)
-    anchor_s, ref = run_anchor(settings, protocol, env, pop, key, args.rounds)
+    compile_t, ours_t, ours = run_ours(settings, protocol, env, pop, key, args.rounds, mesh)
+    anchor_t, ref = run_anchor(settings, protocol, env, pop, key, args.rounds)
+    cum = lambda r: np.cumsum(r['regret'])
     row = dict(protocol=protocol, clients=args.clients, rounds=args.rounds,
-               anchor_s=anchor_s, ours_s=ours_s, compile_s=compile_s,
-               ratio=anchor_s / ours_s, ratio_with_compile=anchor_s / (ours_s + compile_s),
+               anchor_s=anchor_t.wall, ours_s=ours_t.wall, compile_s=compile_t.wall,
+               anchor_cpu_s=anchor_t.cpu, ours_cpu_s=ours_t.cpu,
+               ratio=anchor_t.wall / ours_t.wall, ratio_cpu=anchor_t.cpu / ours_t.cpu,
+               ratio_with_compile=anchor_t.wall / (ours_t.wall + compile_t.wall),
                arms_equal=float(np.mean(ours['arms'] == ref['arms'])),
-               regret=float(ours['regret'].sum()), regret_anchor=float(ref['regret'].sum()),
-               max_regret_diff=float(np.abs(np.cumsum(ours['regret'])
-                                            - np.cumsum(ref['regret'])).max()),
+               regret=float(cum(ours)[-1]), regret_anchor=float(cum(ref)[-1]),
+               max_regret_diff=float(np.abs(cum(ours) - cum(ref)).max()),
                communication=float(ours['communication'].sum()),
                communication_anchor=float(ref['communication'].sum()),
                payment=float(ours['payment'].sum()), payment_anchor=float(ref['payment'].sum()),
                events=int(ours['event'].sum()))
     rows.append(row)
     print(f'{protocol:11s} N={args.clients} T={args.rounds}: anchor (numpy loop) '
-          f'{anchor_s:.2f} s | ours (vmap+scan) {ours_s:.3f} s + compile {compile_s:.2f} s | '
-          f'ratio {row["ratio"]:.1f}x ({row["ratio_with_compile"]:.1f}x with compile)')
+          f'{anchor_t.wall:.2f} s | ours (vmap+scan) {ours_t.wall:.3f} s + compile '
+          f'{compile_t.wall:.2f} s | ratio {row["ratio"]:.1f}x wall, {row["ratio_cpu"]:.1f}x '
+          f'cpu ({row["ratio_with_compile"]:.1f}x with compile)')
     print(f'{"":11s} arms equal {row["arms_equal"]:.4f}, regret {row["regret"]:.6f} vs '
           f'{row["regret_anchor"]:.6f} (max |diff| {row["max_regret_diff"]:.2e}), comm '
           f'{row["communication"]:.0f} vs {row["communication_anchor"]:.0f}, payment '
@@ -111,22 +124,25 @@ def scaling(args, key, mesh) -> list[dict]:
   rows = []
   for n in [int(v) for v in args.scaling.split(',') if v]:
     env, pop, settings = setup(n, args.rounds)
+    r = args.scaling_rounds
     for protocol in args.protocols.split(','):
-      compile_s, ours_s, _ = run_ours(settings, protocol, env, pop, key, args.scaling_rounds,
-                                      mesh, repeats=1)
-      row = dict(protocol=protocol, clients=n, rounds=args.scaling_rounds, compile_s=compile_s,
-                 ours_ms_per_round=1e3 * ours_s / args.scaling_rounds,
-                 ours_us_per_client_round=1e6 * ours_s / (args.scaling_rounds * n))
+      compile_t, ours_t, _ = run_ours(settings, protocol, env, pop, key, r, mesh)
+      row = dict(protocol=protocol, clients=n, rounds=r, compile_s=compile_t.wall,
+                 ours_ms_per_round=1e3 * ours_t.wall / r,
+                 ours_cpu_ms_per_round=1e3 * ours_t.cpu / r,
+                 ours_us_per_client_round=1e6 * ours_t.wall / (r * n))
       text = ''
       if n <= args.scaling_reference_max:
-        anchor_s, _ = run_anchor(settings, protocol, env, pop, key, args.scaling_rounds)
-        row.update(anchor_ms_per_round=1e3 * anchor_s / args.scaling_rounds,
-                   ratio=anchor_s / ours_s)
-        text = f' | anchor {row["anchor_ms_per_round"]:.1f} ms/round, ratio {row["ratio"]:.1f}x'
+        anchor_t, _ = run_anchor(settings, protocol, env, pop, key, r)
+        row.update(anchor_ms_per_round=1e3 * anchor_t.wall / r, ratio=anchor_t.wall / ours_t.wall,
+                   ratio_cpu=anchor_t.cpu / ours_t.cpu)
+        text = (f' | anchor {row["anchor_ms_per_round"]:.1f} ms/round, ratio '
+                f'{row["ratio"]:.1f}x wall, {row["ratio_cpu"]:.1f}x cpu')
       rows.append(row)
       print(f'scaling {protocol:11s} N={n:6d}: ours {row["ours_ms_per_round"]:.2f} ms/round '
-            f'({row["ours_us_per_client_round"]:.2f} us per client-round), compile '
-            f'{compile_s:.1f} s{text}', flush=True)
+            f'({row["ours_us_per_client_round"]:.2f} us per client-round, cpu '
+            f'{row["ours_cpu_ms_per_round"]:.2f} ms/round), compile {compile_t.wall:.1f} s{text}',
+            flush=True)
   return rows
 
 

@@ -159,6 +159,8 @@ def hf_config(path_or_reader) -> dict[str, Any]:
                     f'{list(SUPPORTED_ARCHITECTURES)}')
   get = lambda key, default=None: meta.get(f'{arch}.{key}', default)   # noqa: E731
   tensors = {t.name: t for t in reader.tensors}
+  if 'token_embd.weight' not in tensors:
+    raise GGUFError('missing tensors [\'token_embd.weight\']')
   hidden, heads = int(get('embedding_length')), int(get('attention.head_count'))
   head_dim = int(get('attention.key_length', 0) or get('rope.dimension_count', 0)
                  or hidden // heads)

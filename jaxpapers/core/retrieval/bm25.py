@@ -72,10 +72,15 @@ class BM25Retriever:
 
   def _open(self, directory: pathlib.Path):
     meta_path = directory / 'meta.json'
-    if not meta_path.exists() or json.loads(meta_path.read_text()) != self.params:
+    try:
+      if json.loads(meta_path.read_text()) != self.params:
+        return None
+      index = self._bm25s.BM25.load(str(directory), mmap=True)
+    except (OSError, ValueError) as e:           # missing or damaged: rebuild
+      logging.info('BM25 index at %s not reopened (%s); rebuilding', directory, e)
       return None
     self.reopened = True
-    return self._bm25s.BM25.load(str(directory), mmap=True)
+    return index
 
   def _save(self, directory: pathlib.Path) -> None:
     tmp = directory.with_name(directory.name + '.tmp')

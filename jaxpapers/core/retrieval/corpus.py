@@ -64,6 +64,7 @@ class Corpus:
     if not self.passages:
       raise ValueError(f'corpus {source} is empty: a retriever needs at least one passage')
     self._rows: dict[str, int] = {}
+    self._fingerprint: str | None = None
     for i, p in enumerate(self.passages):
       if not all(isinstance(f, str) for f in (p.id, p.title, p.text)):
         raise ValueError(f'corpus {source}: passage {i} has non-string fields {p!r}')
@@ -92,6 +93,12 @@ class Corpus:
     return [p.contents for p in self.passages]
 
   def fingerprint(self) -> str:
+    """sha256 over ids, titles and texts (computed once; a Corpus is not mutated)."""
+    if self._fingerprint is None:
+      self._fingerprint = self._hash()
+    return self._fingerprint
+
+  def _hash(self) -> str:
     h = hashlib.sha256()
     for p in self.passages:
       for field in (p.id, p.title, p.text):

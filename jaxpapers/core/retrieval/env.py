@@ -20,6 +20,7 @@ import re
 from typing import Any, Callable, Sequence
 
 from jaxpapers.core.retrieval import corpus as corpus_lib
+from jaxpapers.core.retrieval import retriever as retriever_lib
 
 ACTION = re.compile(r'<(search|answer)>(.*?)</\1>', re.DOTALL)
 INVALID_ACTION = ('\nMy previous action is invalid. If I want to search, I should put the '
@@ -81,6 +82,7 @@ class SearchEnv:
   def __init__(self, retriever, top_k: int = 3, style: str = 'search_r1'):
     if style not in STYLES:
       raise ValueError(f'passage style {style!r} unknown; valid: {sorted(STYLES)}')
+    retriever_lib.check_k(top_k, len(retriever.corpus))   # fail at construction, not mid-rollout
     self.retriever, self.top_k, self.style = retriever, int(top_k), style
 
   def step(self, turns: Sequence[Any]) -> list[Observation]:

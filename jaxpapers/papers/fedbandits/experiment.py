@@ -7,7 +7,7 @@ loop (`log_every` rounds per call), run it, write one metrics.jsonl row per chun
 (`<algorithm>/regret`, `/communication`, `/payment`, `/participation`, `/events`, all
 cumulative), and finally results.json (final values per algorithm, wall and compile
 seconds) and curves.png (regret, communication, payment, participation vs rounds, all
-algorithms on one figure).
+algorithms on one figure) plus curves_triggered.png with only the trigger-driven protocols.
 """
 from __future__ import annotations
 
@@ -156,6 +156,10 @@ def _run(c, workdir: pathlib.Path) -> dict:
   metrics.write_json(workdir / 'results.json', {
       'env': c.env.name, 'num_clients': c.num_clients, 'rounds': c.rounds, 'd': c.env.d,
       'threshold': settings.threshold, 'devices': jax.device_count(), 'algorithms': results})
-  metrics.plot_curves(rows, CURVES, workdir / 'curves.png', series='algorithm',
-                      title=f'{c.env.name}: N={c.num_clients}, T={c.rounds}')
+  title = f'{c.env.name}: N={c.num_clients}, T={c.rounds}'
+  metrics.plot_curves(rows, CURVES, workdir / 'curves.png', series='algorithm', title=title)
+  triggered = [r for r in rows if protocols.get(r['algorithm']).schedule == 'triggered']
+  if triggered:  # without the every-round / never baselines, whose scale hides the rest
+    metrics.plot_curves(triggered, CURVES, workdir / 'curves_triggered.png',
+                        series='algorithm', title=title + ' (triggered protocols)')
   return results

@@ -66,3 +66,35 @@ def test_group_advantages_zero_for_constant_groups():
                                       adv_lib.AdvantageConfig())
   np.testing.assert_allclose(adv[:2], 0.0)
   assert adv[2] < 0 < adv[3]
+
+
+def test_grpo_updates_raise_probability_of_rewarded_token():
+  """Bandit check of the whole update direction: reward 1 when the sampled token is 7."""
+  model = qwen.init(CFG)
+  graphdef, state = nnx.split(model)
+  optimizer = train_lib.make_optimizer({'learning_rate': 3e-3, 'schedule': 'constant'}, 50)
+  tstate = train_lib.state_from_params(nnx.to_pure_dict(state), optimizer, 0)
+  step = jax.jit(grpo_learner.make_train_step(graphdef, optimizer, grpo_lib.GRPOLossConfig(),
+                                              use_old_logps=False))
+  prompt = np.full((16, 3), 5, np.int32)
+  p_mask = np.ones_like(prompt)
+
+  def prob_of_7(params):
+    logits, _ = nnx.merge(graphdef, params)(jnp.asarray(prompt[:1]))
+    return float(jax.nn.softmax(logits[0, -1])[7])
+
+  before = prob_of_7(tstate.params)
+  rng = np.random.default_rng(0)
+  for _ in range(15):
+    logits, _ = nnx.merge(graphdef, tstate.params)(jnp.asarray(prompt))
+    probs = np.asarray(jax.nn.softmax(logits[:, -1]), np.float64)
+    sampled = np.array([rng.choice(64, p=p / p.sum()) for p in probs], np.int32)[:, None]
+    sampled[:4] = 7                                   # make sure some rows are rewarded
+    rewards = (sampled[:, 0] == 7).astype(np.float32)
+    from jaxpapers.core.rl import advantages as adv_lib
+    adv = grpo_learner.group_advantages(rewards, 16, adv_lib.AdvantageConfig())
+    tokens, kv = grpo_learner.assemble(prompt, p_mask, sampled, np.ones_like(sampled))
+    zeros = np.zeros(sampled.shape, np.float32)
+    tstate, _ = step(tstate, grpo_learner.RolloutBatch(tokens, kv, np.ones_like(sampled), adv,
+                                                       zeros, zeros), tstate.rng)
+  assert prob_of_7(tstate.params) > 10 * before   # measured: 0.014 -> 0.45

@@ -5,6 +5,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_dtypes
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -40,12 +41,13 @@ def _save_orbax(path, flat):
   checkpointer.wait_until_finished()
 
 
-def _orbax_trajectory(root, steps=range(1, 6)):
-  """CheckpointManager layout: <root>/0/state is θ₀, <root>/<k>/state the checkpoints."""
+def _orbax_trajectory(root, steps=range(1, 6), manager_layout=True):
+  """<root>/0/state is θ₀ and <root>/<k>/state the checkpoints (CheckpointManager layout),
+  or base/state and step_<k>/state."""
   base, data = fx.random_trajectory(list(steps), shapes=OUR_SHAPES)
-  _save_orbax(root / '0' / 'state', base)
+  _save_orbax(root / ('0' if manager_layout else 'base') / 'state', base)
   for t, params in data.items():
-    _save_orbax(root / str(t) / 'state', params)
+    _save_orbax(root / (str(t) if manager_layout else f'step_{t}') / 'state', params)
   return root, base, data
 
 
@@ -59,8 +61,9 @@ def test_hf_source_reads_rows_shapes_and_steps(hf_trajectory):
   np.testing.assert_array_equal(source.read(name, 'base'), base[name])
 
 
-def test_orbax_source_reads_single_leaves_by_rows(tmp_path):
-  root, base, data = _orbax_trajectory(tmp_path / 'ckpt')
+@pytest.mark.parametrize('manager_layout', [True, False])
+def test_orbax_source_reads_single_leaves_by_rows(tmp_path, manager_layout):
+  root, base, data = _orbax_trajectory(tmp_path / 'ckpt', manager_layout=manager_layout)
   source = trajectory.open_trajectory(root)
   assert source.format == 'orbax' and source.steps == (1, 2, 3, 4, 5)
   assert sorted(source.tensor_names()) == sorted(OUR_SHAPES)
@@ -84,6 +87,17 @@ def test_relex_orbax_trajectory_matches_reference_and_writes_hf_and_orbax(tmp_pa
   hf_out = fx.read_output(tmp_path / 'w', 12)
   np.testing.assert_array_equal(hf_out['model.layers.1.mlp.up_proj.weight'],
                                 ours['layers.1.mlp.up_proj.kernel'].T)
+
+
+def test_relex_steps_saved_in_mixed_dtypes_match_reference(tmp_path):
+  base, data = fx.random_trajectory(list(range(1, 6)))
+  stored = {t: {k: (v if t == 3 else v.astype(ml_dtypes.bfloat16)) for k, v in p.items()}
+            for t, p in data.items()}  # step_3 in fp32, the others in bf16, θ₀ in fp32
+  traj = fx.write_hf(tmp_path / 'traj', base, stored)
+  extrapolate.run(fx.make_config(traj, target_steps='12'), tmp_path / 'w', mesh=_mesh1())
+  upcast = {t: {k: v.astype(np.float32) for k, v in p.items()} for t, p in stored.items()}
+  fx.assert_matches_reference(fx.read_output(tmp_path / 'w', 12),
+                              fx.reference_relex(base, upcast, 5, [12])[12], base)
 
 
 def test_mixed_formats_is_config_error(hf_trajectory, tmp_path):

@@ -1,0 +1,228 @@
+"""Sampler: greedy == argmax with full recomputation, filters on hand-made logits, padding,
+stops (EOS, stop strings through the byte automaton), compile reuse, 8-device mesh."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxpapers.core import mesh as mesh_lib
+from jaxpapers.core import sampler
+from jaxpapers.core import tokenizer as tok_lib
+from jaxpapers.core.models import qwen
+
+PROMPTS = [[5, 17, 99, 3, 42, 7, 250], [11, 12, 13]]
+# A toy "tokenizer" for stop strings: token t spells '<t>'.
+ANGLE_BYTES = tuple(f'<{t}>'.encode() for t in range(256))
+
+
+@pytest.fixture(scope='module', params=['qwen3-tiny', 'qwen2-tiny'])
+def model(request):
+  return qwen.init(qwen.preset(request.param, vocab_size=256), seed=1)
+
+
+@pytest.fixture(scope='module')
+def qwen3_model():
+  return qwen.init(qwen.preset('qwen3-tiny', vocab_size=256), seed=1)
+
+
+def _full_recompute_greedy(model, prompt, n):
+  """Argmax of the last position, re-running the whole sequence without a cache each step."""
+  seq, logps = list(prompt), []
+  for _ in range(n):
+    logits = model(jnp.array([seq]))[0][0, -1].astype(jnp.float32)
+    seq.append(int(jnp.argmax(logits)))
+    logps.append(float(jax.nn.log_softmax(logits)[seq[-1]]))
+  return seq[len(prompt):], logps
+
+
+def test_generate_greedy_equals_stepwise_argmax_without_cache(model):
+  out = sampler.generate(model, PROMPTS, max_new_tokens=8, rng=jax.random.key(0),
+                         temperature=0.0)
+  for row, prompt in enumerate(PROMPTS):
+    tokens, logps = _full_recompute_greedy(model, prompt, 8)
+    assert np.asarray(out.tokens[row]).tolist() == tokens
+    np.testing.assert_allclose(np.asarray(out.logprobs[row]), logps, atol=1e-5)
+  assert np.asarray(out.lengths).tolist() == [8, 8]
+
+
+def test_generate_fixed_rng_reproducible_other_rng_differs(qwen3_model):
+  kw = dict(max_new_tokens=12, temperature=1.0, top_k=20, top_p=0.9)
+  a = sampler.generate(qwen3_model, PROMPTS, rng=jax.random.key(3), **kw)
+  b = sampler.generate(qwen3_model, PROMPTS, rng=jax.random.key(3), **kw)
+  c = sampler.generate(qwen3_model, PROMPTS, rng=jax.random.key(4), **kw)
+  np.testing.assert_array_equal(a.tokens, b.tokens)
+  np.testing.assert_array_equal(a.logprobs, b.logprobs)
+  assert not np.array_equal(a.tokens, c.tokens)
+
+
+def test_generate_sampled_logprobs_are_tempered_log_softmax(qwen3_model):
+  out = sampler.generate(qwen3_model, PROMPTS[:1], max_new_tokens=4, rng=jax.random.key(0),
+                         temperature=0.7)
+  seq = PROMPTS[0] + np.asarray(out.tokens[0]).tolist()
+  logits = qwen3_model(jnp.array([seq]))[0][0].astype(jnp.float32) / 0.7
+  n = len(PROMPTS[0])
+  expected = [float(jax.nn.log_softmax(logits[n - 1 + i])[seq[n + i]]) for i in range(4)]
+  np.testing.assert_allclose(np.asarray(out.logprobs[0]), expected, atol=1e-5)
+
+
+def test_padded_row_continues_as_if_alone_greedy_and_sampled(qwen3_model):
+  short = PROMPTS[1]
+  long = list(range(1, 40))     # forces a 64 bucket, so `short` gets 61 pads instead of 13
+  for temp in (0.0, 1.0):
+    alone = sampler.generate(qwen3_model, [short], max_new_tokens=10, rng=jax.random.key(1),
+                             temperature=temp)
+    padded = sampler.generate(qwen3_model, [short, long], max_new_tokens=10,
+                              rng=jax.random.key(1), temperature=temp)
+    np.testing.assert_array_equal(alone.tokens[0], padded.tokens[0])
+    np.testing.assert_allclose(alone.logprobs[0], padded.logprobs[0], atol=1e-5)
+
+
+def test_generate_accepts_left_padded_array(qwen3_model):
+  arr = np.zeros((2, 9), np.int32)
+  arr[0, 2:] = PROMPTS[0]
+  arr[1, 6:] = PROMPTS[1]
+  a = sampler.generate(qwen3_model, arr, max_new_tokens=5, rng=jax.random.key(0),
+                       temperature=0.0, pad_id=0)
+  b = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=5, rng=jax.random.key(0),
+                       temperature=0.0)
+  np.testing.assert_array_equal(a.tokens, b.tokens)
+
+
+# ----------------------------------------------------------------------------- filters
+
+
+def test_top_k_filter_keeps_k_largest_and_ties():
+  logits = jnp.array([[1.0, 4.0, 3.0, 2.0, 0.0], [2.0, 2.0, 2.0, 1.0, 5.0]])
+  out = np.asarray(sampler.top_k_filter(logits, 2))
+  assert np.isfinite(out[0]).tolist() == [False, True, True, False, False]
+  assert np.isfinite(out[1]).tolist() == [True, True, True, False, True]   # tie at the k-th
+
+
+def test_top_p_filter_keeps_smallest_nucleus_hf_semantics():
+  probs = jnp.array([[0.5, 0.3, 0.15, 0.05], [0.05, 0.9, 0.03, 0.02]])
+  logits = jnp.log(probs)
+  kept = lambda p: np.isfinite(np.asarray(sampler.top_p_filter(logits, p))).tolist()  # noqa
+  assert kept(0.79) == [[True, True, False, False], [False, True, False, False]]
+  assert kept(0.81) == [[True, True, True, False], [False, True, False, False]]
+  assert kept(0.91) == [[True, True, True, False], [True, True, False, False]]
+  assert kept(0.01) == [[True, False, False, False], [False, True, False, False]]
+  assert kept(1.0) == [[True] * 4] * 2
+
+
+def test_sample_distribution_matches_filtered_softmax():
+  probs = np.array([0.4, 0.25, 0.2, 0.1, 0.05])
+  logits = jnp.log(jnp.asarray(np.tile(probs, (4000, 1)), jnp.float32))
+  u = jax.random.uniform(jax.random.key(0), (4000,))
+  for top_k, top_p, expected in [(0, None, probs), (3, None, probs[:3] / 0.85),
+                                 (0, 0.6, probs[:2] / 0.65), (4, 0.6, probs[:2] / 0.65)]:
+    draws = np.asarray(sampler.sample(logits, u, 1.0, top_k=top_k, top_p=top_p))
+    freq = np.bincount(draws, minlength=5) / len(draws)
+    np.testing.assert_allclose(freq[:len(expected)], expected, atol=0.03)
+    assert freq[len(expected):].sum() == 0
+
+
+def test_sample_temperature_sharpens():
+  logits = jnp.tile(jnp.log(jnp.array([0.6, 0.4])), (2000, 1))
+  u = jax.random.uniform(jax.random.key(1), (2000,))
+  cold = np.asarray(sampler.sample(logits, u, 0.25))
+  assert np.mean(cold == 0) > 0.8   # 0.6^4 / (0.6^4 + 0.4^4) = 0.835
+
+
+# ----------------------------------------------------------------------------- stops
+
+
+def _first_hit_reference(token_bytes, seq, strings):
+  text = b''
+  for i, t in enumerate(seq):
+    text += token_bytes[t]
+    if any(s.encode() in text for s in strings):
+      return i
+  return None
+
+
+def test_stop_matcher_matches_substring_search_across_token_boundaries():
+  rng = np.random.default_rng(0)
+  pieces = (b'a', b'b', b'ab', b'ba', b'c', b'bab', b'')
+  strings = ['abab', 'bac', 'cc']
+  matcher = sampler.StopMatcher.build(pieces, strings)
+  for _ in range(300):
+    seq = rng.integers(0, len(pieces), 12).tolist()
+    state, hit_at = 0, None
+    for i, t in enumerate(seq):
+      if matcher.hit[state, t]:
+        hit_at = i
+        break
+      state = matcher.next[state, t]
+    assert hit_at == _first_hit_reference(pieces, seq, strings), seq
+
+
+def test_generate_stops_per_row_on_eos_and_stop_string(qwen3_model):
+  free = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=10, rng=jax.random.key(0),
+                          temperature=0.0)
+  row0, row1 = np.asarray(free.tokens).tolist()
+  eos = row0[3]                                     # row 0 ends on its 4th token
+  stop = f'{row1[1]}><{row1[2]}'                    # spans tokens 2 and 3 of row 1
+  matcher = sampler.StopMatcher.build(ANGLE_BYTES, [stop])
+  out = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=10, rng=jax.random.key(0),
+                         temperature=0.0, eos_ids=[eos], stop=matcher, pad_id=0)
+  n0, n1 = row0.index(eos) + 1, (3 if eos not in row1[:3] else row1.index(eos) + 1)
+  assert np.asarray(out.lengths).tolist() == [n0, n1]
+  assert np.asarray(out.tokens[0]).tolist() == row0[:n0] + [0] * (10 - n0)
+  assert np.asarray(out.tokens[1]).tolist() == row1[:n1] + [0] * (10 - n1)
+  assert float(np.abs(np.asarray(out.logprobs[0, n0:])).sum()) == 0.0
+  assert np.asarray(out.finish_reason).tolist()[0] == sampler.FINISH_EOS
+
+
+def test_token_bytes_qwen_tokenizer_roundtrip_and_merged_stop():
+  tok = tok_lib.load('qwen')
+  table = sampler.token_bytes(tok, 151936)
+  text = 'Zürich 東京 <search>q</search>\n\n  x\t'
+  ids = tok_lib.encode(tok, text)
+  assert b''.join(table[i] for i in ids) == text.encode()
+  ids = tok_lib.encode(tok, 'find it</search>\nmore text')
+  matcher = sampler.stop_matcher(['</search>'], tok, 151936)
+  state = 0
+  for i, t in enumerate(ids):
+    if matcher.hit[state, t]:
+      break
+    state = matcher.next[state, t]
+  assert tok.decode(ids[:i + 1]).startswith('find it</search>')
+  assert '</search>' not in tok.decode(ids[:i])
+
+
+# ----------------------------------------------------------------------------- compile, mesh
+
+
+def test_second_call_same_bucket_does_not_recompile(qwen3_model):
+  pair = sampler.split(qwen3_model)
+  kw = dict(max_new_tokens=6, rng=jax.random.key(0), temperature=1.0, top_k=5)
+  sampler.generate(pair, [[1] * 5, [2] * 3], **kw)
+  before = sampler.compile_count()
+  sampler.generate(pair, [[3] * 11, [4] * 16], **kw)        # bucket 16 again
+  assert sampler.compile_count() == before
+  sampler.generate(pair, [[3] * 17, [4] * 2], **kw)         # bucket 32: one new pair
+  assert sampler.compile_count() == before + 2
+
+
+def test_bucket_length():
+  assert [sampler.bucket_length(n) for n in (1, 16, 17, 64, 65)] == [16, 16, 32, 64, 128]
+  assert [sampler.bucket_length(n, 24) for n in (1, 24, 25)] == [24, 24, 48]
+
+
+def test_generate_under_8_device_mesh_matches_single_device(qwen3_model):
+  assert jax.device_count() == 8
+  mesh = mesh_lib.make_mesh({'data': -1})
+  prompts = PROMPTS + [[9, 8, 7, 6]]            # 3 rows, padded to 8 on the mesh
+  pair = sampler.split(qwen3_model, mesh)
+  kw = dict(max_new_tokens=6, rng=jax.random.key(2), temperature=1.0, top_k=10)
+  sharded = sampler.generate(pair, prompts, mesh=mesh, **kw)
+  single = sampler.generate(qwen3_model, prompts, **kw)
+  np.testing.assert_array_equal(sharded.tokens, single.tokens)
+  np.testing.assert_allclose(sharded.logprobs, single.logprobs, atol=1e-5)
+
+
+def test_generate_rejects_empty_prompt(qwen3_model):
+  with pytest.raises(ValueError, match='at least one token'):
+    sampler.generate(qwen3_model, [[1, 2], []], max_new_tokens=2, rng=jax.random.key(0))
