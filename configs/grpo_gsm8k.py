@@ -25,7 +25,7 @@ def get_config(arg=None):
   c.seed = 0
 
   c.task = ml_collections.ConfigDict(dict(
-      name='gsm8k', digits=2, sft_seq_len=16,   # (addition only)
+      name='gsm8k', digits=2, sft_seq_len=16, sft_noise=0.0,   # (addition only)
       num_prompts=7473,           # GSM8K train size
       num_eval=256,               # held-out GSM8K test questions
       split='train',              # data/gsm8k/<split>.jsonl.gz

@@ -25,6 +25,7 @@ def get_config(arg=None):
       name='addition',            # GRPO task registry: addition | gsm8k
       digits=2,                   # operands < 10**digits
       sft_seq_len=16,             # warm-up example length (BOS + prompt + answer + EOS)
+      sft_noise=0.5,              # fraction of warm-up targets replaced by near misses
       num_prompts=4096,           # training prompts
       num_eval=256,               # held-out prompts for greedy accuracy
       split='train', system='', suffix=''))  # (gsm8k only)
@@ -37,8 +38,8 @@ def get_config(arg=None):
 
   # Warm-up SFT on gold answers (from scratch every reward would be 0).
   c.warmup = ml_collections.ConfigDict(dict(
-      steps=300, batch_size=64, log_every=50,
-      optimizer=common.adamw(learning_rate=3e-3, warmup_steps=20, schedule='cosine')))
+      steps=1200, batch_size=64, log_every=100,
+      optimizer=common.adamw(learning_rate=5e-3, warmup_steps=20, schedule='cosine')))
 
   # GRPO (names and defaults as TRL GRPOConfig unless noted).
   c.steps = 60                    # GRPO steps (one generation batch each)
@@ -58,7 +59,7 @@ def get_config(arg=None):
   c.top_k = 0
   c.top_p = 1.0
   c.prompt_bucket = 8             # prompt lengths are padded to multiples of this
-  c.optimizer = common.adamw(learning_rate=1e-3, warmup_steps=0, schedule='constant')
+  c.optimizer = common.adamw(learning_rate=3e-4, warmup_steps=0, schedule='constant')
 
   c.mesh = common.mesh(data=-1)
   c.log_every = 1

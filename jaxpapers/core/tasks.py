@@ -101,13 +101,22 @@ class PromptSet:
         self.tokenizer, 'convert_tokens_to_ids') else self.tokenizer.decode(ids)
 
 
-def addition_prompts(n: int, seed: int, digits: int = 2, seq_len: int = 16) -> PromptSet:
+def addition_prompts(n: int, seed: int, digits: int = 2, seq_len: int = 16,
+                     sft_noise: float = 0.0) -> PromptSet:
+  """Addition prompts; the warm-up SFT targets are near misses with prob. `sft_noise`.
+
+  Noisy warm-up leaves a policy that samples right and wrong answers alike: the
+  situation RLVR is for, since the reward can tell them apart and SFT could not.
+  """
   tok = CharTokenizer()
   rows = addition(n, seed, digits)
+  rng = np.random.default_rng(seed + 2)
+  targets = [corrupt_answer(r['answer'], rng) if rng.random() < sft_noise else r['answer']
+             for r in rows]
   return PromptSet([[tok.bos_token_id] + tok.encode(r['prompt']) for r in rows],
                    [r['answer'] for r in rows], tok, exact_answer_reward,
-                   [encode_prompt_completion(tok, r['prompt'], r['answer'], seq_len)
-                    for r in rows])
+                   [encode_prompt_completion(tok, r['prompt'], t, seq_len)
+                    for r, t in zip(rows, targets)])
 
 
 def gsm8k_prompts(n: int, seed: int, split: str = 'train', system: str | None = None,

@@ -35,7 +35,7 @@ from jaxpapers.core.rl import sft as sft_lib
 
 TASKS = registry.Registry('GRPO task')
 TASKS.register('addition')(lambda c, n, seed: tasks_lib.addition_prompts(
-    n, seed, c.digits, c.sft_seq_len))
+    n, seed, c.digits, c.sft_seq_len, c.sft_noise))
 TASKS.register('gsm8k')(lambda c, n, seed: tasks_lib.gsm8k_prompts(
     n, seed, c.split, c.system or None, c.suffix))
 
