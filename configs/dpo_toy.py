@@ -44,7 +44,7 @@ def get_config(arg=None):
 
   # Reference: SFT warm-up on the chosen answers (0 = the random init is the reference).
   c.warmup = ml_collections.ConfigDict()
-  c.warmup.steps = 150            # SFT steps before DPO
+  c.warmup.steps = 400            # SFT steps before DPO
   c.warmup.optimizer = common.adamw(learning_rate=3e-3, warmup_steps=10, schedule='cosine')
 
   # DPO loss (TRL DPOConfig names and defaults).
@@ -56,18 +56,19 @@ def get_config(arg=None):
   c.dpo.simpo_gamma = 0.5         # SimPO margin gamma (loss_type='simpo' only)
 
   # Optimizer: AdamW; a tiny model needs a far larger lr than TRL's 1e-6 default.
-  c.steps = 150                   # DPO optimizer steps
-  c.optimizer = common.adamw(learning_rate=1e-3, warmup_steps=10, schedule='linear')
+  c.steps = 500                   # DPO optimizer steps
+  c.optimizer = common.adamw(learning_rate=5e-4, warmup_steps=10, schedule='constant')
 
   # Mesh, eval, logging, checkpoints.
   c.mesh = common.mesh(data=-1)   # axis sizes; -1 = remaining devices
-  c.eval_every = 25               # steps between held-out evals (also at step 0 and the end)
-  c.log_every = 25                # steps between metrics.jsonl train rows
-  c.checkpoint = common.checkpoint(every=50, keep=3)
+  c.eval_every = 50               # steps between held-out evals (also at step 0 and the end)
+  c.log_every = 50                # steps between metrics.jsonl train rows
+  c.checkpoint = common.checkpoint(every=100, keep=3)
   c.resume_from = ''              # another run's checkpoints dir to start from
 
   if arg.test:
     c.steps, c.warmup.steps, c.eval_every, c.log_every = 30, 40, 10, 10
     c.checkpoint.every = 10
+    c.optimizer.learning_rate = 2e-3
     c.data.train_pairs, c.data.eval_pairs = 1024, 256
   return c

@@ -50,11 +50,11 @@ def validate(c) -> None:
   for name in c.algorithms:
     require(name in protocols.names(), 'algorithms',
             f'{name!r} is not one of {protocols.names()}')
-  for field, lo, hi in (('bandit.delta', 0.0, 1.0), ('incentive.beta', 0.0, 1.0),
-                        ('costs.strategic_fraction', 0.0, 1.0)):
-    value = _get(c, field)
-    require(lo <= value <= hi and (field != 'bandit.delta' or 0 < value < 1), field,
-            f'must lie in [{lo}, {hi}] (delta strictly inside), got {value!r}')
+  require(0 < c.bandit.delta < 1, 'bandit.delta', f'must lie in (0, 1), got {c.bandit.delta!r}')
+  require(0 < c.incentive.beta <= 1, 'incentive.beta',
+          f'must lie in (0, 1], got {c.incentive.beta!r}')
+  require(0 <= c.costs.strategic_fraction <= 1, 'costs.strategic_fraction',
+          f'must lie in [0, 1], got {c.costs.strategic_fraction!r}')
   for field in ('env.noise', 'bandit.sigma', 'bandit.alpha_scale', 'sync.threshold',
                 'incentive.data_value', 'costs.low', 'costs.high', 'costs.scale',
                 'costs.misreport_factor'):

@@ -12,6 +12,7 @@ from jaxpapers.papers.fedbandits import experiment
 from tests.papers.fedbandits.conftest import PROTOCOLS
 
 
+@pytest.mark.slow
 def test_launch_quick_writes_metrics_results_and_plot(tmp_path, runs):
   del runs  # compiled round loops are shared with the session fixture
   config = fedbandits_synthetic.get_config('quick')
@@ -26,6 +27,7 @@ def test_launch_quick_writes_metrics_results_and_plot(tmp_path, runs):
   assert len(rows) == len(PROTOCOLS) * config.rounds // config.log_every
   assert rows[-1]['step'] == config.rounds and 'truth_fedban/payment' in rows[-1]
   assert (tmp_path / 'curves.png').stat().st_size > 10_000
+  assert (tmp_path / 'curves_triggered.png').exists()
 
 
 @pytest.mark.parametrize('field, value, match', [
