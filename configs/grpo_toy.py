@@ -42,7 +42,7 @@ def get_config(arg=None):
       optimizer=common.adamw(learning_rate=5e-3, warmup_steps=20, schedule='cosine')))
 
   # GRPO (names and defaults as TRL GRPOConfig unless noted).
-  c.steps = 60                    # GRPO steps (one generation batch each)
+  c.steps = 120                   # GRPO steps (one generation batch each)
   c.prompts_per_step = 16         # prompts per step
   c.grpo = ml_collections.ConfigDict(dict(
       num_generations=8,          # G completions per prompt

@@ -165,6 +165,7 @@ def role_ours(root: pathlib.Path, steps: int, target: int, out: pathlib.Path, ch
   config = relex_config.get_config()
   config.trajectory_dir, config.history_steps = str(root), steps
   config.target_steps, config.chunk_mb = str(target), chunk_mb
+  config.plot_tensors = 0  # the diagnostic plot (matplotlib) is not part of the comparison
   return extrapolate.run(config, out)['seconds']
 
 
@@ -239,7 +240,7 @@ def main() -> None:
   p.add_argument('--steps', type=int, default=20, help='T observed checkpoints')
   p.add_argument('--target', type=int, default=100, help='extrapolation target step')
   p.add_argument('--dir', default='/tmp/relex_bench', help='trajectory + outputs')
-  p.add_argument('--chunk_mb', type=float, default=64.0, help='ours: config.chunk_mb')
+  p.add_argument('--chunk_mb', type=float, default=32.0, help='ours: config.chunk_mb')
   p.add_argument('--role', choices=sorted(ROLES) + ['generate'], help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.role:

@@ -228,7 +228,8 @@ def token_bytes(tokenizer, vocab_size: int) -> tuple[bytes, ...]:
   table, SentencePiece pieces with '▁' -> ' ' and <0xNN> byte tokens; b'' past the vocab."""
   table = _byte_table()
   pieces = tokenizer.convert_ids_to_tokens(list(range(min(vocab_size, len(tokenizer)))))
-  byte_level = all(c in tokenizer.get_vocab() for c in list(table)[:256])
+  vocab = tokenizer.get_vocab()
+  byte_level = all(c in vocab for c in table)
   special = set(tokenizer.all_special_tokens)
   out = []
   for p in pieces:

@@ -8,8 +8,9 @@ seed (common random numbers), and the numpy reference can replay them.
 
 Synthetic (ancestor: cyrilli/Async-LinUCB's simulator): items and a single theta* shared by
 all clients drawn uniformly on the unit sphere; each round each client sees K items drawn
-uniformly with replacement from the M items (choice: with replacement, so the draw is one
-`randint`); reward = x^T theta* + N(0, noise^2). MovieLens-100K lives in `movielens.py`.
+uniformly with replacement from the M items (choice: with replacement); reward = x^T theta*
++ N(0, noise^2). Each round takes one draw of K+2 uint32 words per client from the
+round's key (arm indices by modulo, noise by Box-Muller): one PRNG call per round. MovieLens-100K lives in `movielens.py`.
 """
 from __future__ import annotations
 
@@ -76,12 +77,31 @@ class SyntheticData:
   noise: jax.Array  # [] reward noise std
 
 
+def bits(key, num_clients: int, words: int):
+  """[N, words] uint32 random words: one PRNG call per round (on CPU each threefry call is
+  a rolled loop, so several calls per round cost more than the bandit update itself)."""
+  return jax.random.bits(key, (num_clients, words), jnp.uint32)
+
+
+def to_index(words, n):
+  """uint32 words -> uniform ints in [0, n) (modulo bias < n / 2^32, negligible here)."""
+  return (words % jnp.asarray(n, jnp.uint32)).astype(jnp.int32)
+
+
+def to_normal(w1, w2, dtype):
+  """Two uint32 words -> one N(0, 1) draw (Box-Muller)."""
+  u1 = (w1.astype(dtype) + 0.5) / 2.0**32
+  u2 = w2.astype(dtype) / 2.0**32
+  return jnp.sqrt(-2.0 * jnp.log(u1)) * jnp.cos(2.0 * jnp.pi * u2)
+
+
 def _sample_synthetic(env: Env, key) -> Round:
-  k_arms, k_noise = jax.random.split(key)
-  arms = jax.random.randint(k_arms, (env.num_clients, env.num_arms), 0, env.items.shape[0])
+  k = env.num_arms
+  words = bits(key, env.num_clients, k + 2)
+  arms = to_index(words[:, :k], env.items.shape[0])
   mean = features(env, arms) @ env.data.theta
-  noise = env.data.noise * jax.random.normal(k_noise, (env.num_clients,), env.items.dtype)
-  return Round(arms=arms.astype(jnp.int32), mean=mean, noise=noise)
+  noise = env.data.noise * to_normal(words[:, k], words[:, k + 1], env.items.dtype)
+  return Round(arms=arms, mean=mean, noise=noise)
 
 
 @ENVS.register('synthetic')

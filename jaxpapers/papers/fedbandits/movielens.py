@@ -118,16 +118,16 @@ class MovieLensData:
 
 def _sample_movielens(env: envs.Env, key) -> envs.Round:
   n, k = env.num_clients, env.num_arms
-  k_slot, k_pos, k_neg, k_noise = jax.random.split(key, 4)
   data = env.data
-  slot = jax.random.randint(k_slot, (n, 1), 0, k)
-  pos_i = jax.random.randint(k_pos, (n, 1), 0, data.num_positives[:, None])
-  neg_i = jax.random.randint(k_neg, (n, k), 0, data.num_negatives[:, None])
+  words = envs.bits(key, n, k + 4)  # slot, positive, K negatives, 2 for noise
+  slot = envs.to_index(words[:, :1], k)
+  pos_i = envs.to_index(words[:, 1:2], data.num_positives[:, None])
+  neg_i = envs.to_index(words[:, 2:k + 2], data.num_negatives[:, None])
   pos = jnp.take_along_axis(data.positives, pos_i, axis=1)
   neg = jnp.take_along_axis(data.negatives, neg_i, axis=1)
   is_pos = jnp.arange(k)[None, :] == slot
   arms = jnp.where(is_pos, pos, neg).astype(jnp.int32)
-  noise = data.noise * jax.random.normal(k_noise, (n,), env.items.dtype)
+  noise = data.noise * envs.to_normal(words[:, k + 2], words[:, k + 3], env.items.dtype)
   return envs.Round(arms=arms, mean=is_pos.astype(env.items.dtype), noise=noise)
 
 

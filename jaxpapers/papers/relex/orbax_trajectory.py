@@ -19,8 +19,6 @@ from typing import Mapping
 
 import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
 import numpy as np
-import orbax.checkpoint as ocp
-import tensorstore as ts
 
 from jaxpapers.core.config import ConfigError
 from jaxpapers.papers.relex import base_trajectory
@@ -61,6 +59,7 @@ def _leaves(tree, prefix: str = '') -> dict[str, object]:
 
 def _param_metadata(state: pathlib.Path) -> tuple[dict[str, object], bool]:
   """({dotted param name: ArrayMetadata}, use_zarr3) of one StandardSave directory."""
+  import orbax.checkpoint as ocp  # local: HF-only runs skip Orbax's import time and memory
   meta = ocp.StandardCheckpointer().metadata(state)
   item = getattr(meta, 'item_metadata', meta)
   tree = getattr(item, 'tree', item)
@@ -82,7 +81,7 @@ class OrbaxTrajectory(base_trajectory.TrajectorySource):
     base, _ = self._metadata(base_trajectory.BASE)
     self._shapes = {k: tuple(v.shape) for k, v in base.items()}
     self._dtypes = {k: np.dtype(v.dtype) for k, v in base.items()}
-    self._open: dict[tuple, ts.TensorStore] = {}
+    self._open: dict[tuple, object] = {}  # (name, step) -> open TensorStore
 
   def _metadata(self, step):
     if step not in self._meta:
@@ -106,7 +105,8 @@ class OrbaxTrajectory(base_trajectory.TrajectorySource):
     leaves, _ = self._metadata(step)
     return {k: tuple(v.shape) for k, v in leaves.items()}
 
-  def _store(self, name: str, step) -> ts.TensorStore:
+  def _store(self, name: str, step):
+    import tensorstore as ts  # local, as Orbax above
     key = (name, step)
     if key not in self._open:
       if any(n != name for n, _ in self._open):
