@@ -110,15 +110,23 @@ def _reference_coefficients(C, M, V, hist, last, targets, data_rows, o):
 
 
 def reference_relex(base, data, history_steps, targets, mode='extrapolate', rank=1,
-                    fit='linear', degree=2, window=-1, step_scale=1.0, refit_every=-1):
-  """{target: {name: θ̂ float64}} exactly as the reference computes it, in float64."""
+                    fit='linear', degree=2, window=-1, step_scale=1.0, refit_every=-1,
+                    delta_dtype='float32'):
+  """{target: {name: θ̂ float64}} exactly as the reference computes it, in float64.
+
+  delta_dtype='float16' stores Δ_t = fp16(θ_t) − fp16(θ₀) in fp16, as precompute_deltas.py.
+  """
   o = dict(mode=mode, fit=fit, degree=degree, window=window, step_scale=step_scale,
            refit_every=refit_every)
   hist = [s for s in sorted(data) if s <= history_steps]
   out = {m: {} for m in targets}
   for name, theta0 in base.items():
     t0 = theta0.astype(np.float64).ravel()
-    M = np.stack([data[s][name].astype(np.float64).ravel() - t0 for s in hist])
+    def delta(x):
+      if delta_dtype == 'float16':
+        return (x.astype(np.float16) - theta0.astype(np.float16)).astype(np.float64).ravel()
+      return x.astype(np.float64).ravel() - t0
+    M = np.stack([delta(data[s][name]) for s in hist])
     lam, vec = np.linalg.eigh(M @ M.T)
     order = np.argsort(lam)[::-1]
     r = min(rank if rank > 0 else len(hist), len(hist))
@@ -127,7 +135,7 @@ def reference_relex(base, data, history_steps, targets, mode='extrapolate', rank
     threshold = S[0] * 1e-6 if S[0] > 0 else 1e-12
     for i in range(r):
       V[:, i] = V[:, i] / S[i] if S[i] > threshold else 0.0
-    rows = {m: data[m][name].astype(np.float64).ravel() - t0 for m in targets if m in data}
+    rows = {m: delta(data[m][name]) for m in targets if m in data}
     c = _reference_coefficients(M @ V, M, V, hist, hist[-1], targets, rows, o)
     for m in targets:
       out[m][name] = (t0 + V @ c[m]).reshape(theta0.shape)

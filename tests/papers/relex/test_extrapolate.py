@@ -29,12 +29,14 @@ def _targets(config):
     {'refit_every': 2, 'target_steps': '7,9'},
     {'mode': 'fit_reconstruct', 'target_steps': '2,5'},
     {'mode': 'reconstruct', 'rank': 2, 'target_steps': '3,6'},  # 6 is past the history
+    {'delta_dtype': 'float16'},                            # the reference's fp16 delta files
 ])
 def test_relex_random_trajectory_matches_float64_reference(hf_trajectory, tmp_path, options):
   traj, base, data = hf_trajectory()
   config = fx.make_config(traj, **options)
   extrapolate.run(config, tmp_path / 'w', mesh=_mesh1())
-  keys = {'mode', 'rank', 'fit', 'degree', 'window', 'step_scale', 'refit_every'}
+  keys = {'mode', 'rank', 'fit', 'degree', 'window', 'step_scale', 'refit_every',
+          'delta_dtype'}
   ref = fx.reference_relex(base, data, 5, _targets(config),
                            **{k: v for k, v in options.items() if k in keys})
   for target in _targets(config):

@@ -174,12 +174,13 @@ def test_validate_names_bad_field(tmp_path, field, value):
     experiment.validate(config)
 
 
+@pytest.mark.slow
 def test_launch_command_writes_hf_dir(hf_trajectory, tmp_path):
   traj, _, _ = hf_trajectory(steps=range(1, 4))
   proc = subprocess.run(
       [sys.executable, '-m', 'jaxpapers.launch', '--config=configs/relex.py',
        f'--workdir={tmp_path / "w"}', f'--config.trajectory_dir={traj}',
-       '--config.history_steps=3', '--config.target_steps=10'],
+       '--config.history_steps=3', '--config.target_steps=10', '--config.plot_tensors=0'],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = tmp_path / 'w' / 'extrapolated' / 'step_10'
