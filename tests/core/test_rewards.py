@@ -9,7 +9,7 @@ import pytest
 from jaxpapers.core import rewards
 
 GSM8K_GOLD = 'Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72'
-TIME_LIMIT_S = 2.0
+TIME_LIMIT_S = 5.0   # the reward stops itself after ~1 s; headroom for a loaded CI machine
 
 ADVERSARIAL = [
     '', None, 12345, b'\\boxed{72}', [], [{'role': 'assistant'}], {'content': 'x'},
