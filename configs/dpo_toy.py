@@ -67,8 +67,8 @@ def get_config(arg=None):
   c.resume_from = ''              # another run's checkpoints dir to start from
 
   if arg.test:
-    c.steps, c.warmup.steps, c.eval_every, c.log_every = 30, 40, 10, 10
-    c.checkpoint.every = 10
-    c.optimizer.learning_rate = 2e-3
-    c.data.train_pairs, c.data.eval_pairs = 1024, 256
+    c.steps, c.eval_every, c.log_every, c.checkpoint.every = 40, 10, 10, 20
+    c.optimizer.learning_rate = 1e-3
+    c.warmup.steps, c.warmup.optimizer.learning_rate = 150, 1e-2
+    c.data.eval_pairs = 256
   return c

@@ -16,6 +16,7 @@ when torch is missing. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` tim
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -44,6 +45,7 @@ def _args(argv=None):
   p.add_argument('--preset', default='', help='a qwen preset instead of the issue model')
   p.add_argument('--dtype', default='float32')
   p.add_argument('--skip_torch', action='store_true')
+  p.add_argument('--torch_threads', type=int, default=0, help='0 = torch default')
   return p.parse_args(argv)
 
 
@@ -76,6 +78,8 @@ def bench_torch(path: str, prompts: np.ndarray, a) -> dict | None:
   except ImportError as e:
     print(f'torch side skipped: {e} (pip install torch transformers)')
     return None
+  if a.torch_threads:
+    torch.set_num_threads(a.torch_threads)
   model = transformers.Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
   ids = torch.tensor(prompts, dtype=torch.long)
   kw = dict(attention_mask=torch.ones_like(ids), do_sample=True, max_new_tokens=a.new,
@@ -114,12 +118,13 @@ def main(argv=None):
   tokens = a.batch * a.new
   print(f'model: {cfg.family} {cfg.num_params / 1e6:.1f}M params, {a.dtype}; batch {a.batch}, '
         f'prompt {a.prompt}, {a.new} new tokens (T={a.temperature}, top_k={a.top_k}, '
-        f'top_p={a.top_p}); jax {jax.__version__} on {jax.devices()[0].device_kind}')
+        f'top_p={a.top_p}); jax {jax.__version__} on {jax.devices()[0].device_kind}; '
+        f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}', flush=True)
   ours = bench_ours(model, prompts, a)
   ours_tps = tokens / ours['median_s']
   print(f'ours : {ours_tps:8.1f} tok/s  (median {ours["median_s"]:.3f} s of '
         f'{[round(t, 3) for t in ours["times"]]}; compile {ours["first_s"] - ours["median_s"]:.2f}'
-        f' s){_hbm_fraction(cfg, a, ours["median_s"])}')
+        f' s){_hbm_fraction(cfg, a, ours["median_s"])}', flush=True)
   if a.skip_torch:
     return
   with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +135,8 @@ def main(argv=None):
   ref_tps = tokens / ref['median_s']
   print(f'HF   : {ref_tps:8.1f} tok/s  (median {ref["median_s"]:.3f} s of '
         f'{[round(t, 3) for t in ref["times"]]}; {ref["version"]}, {ref["threads"]} threads)')
-  print(f'ratio: {ours_tps / ref_tps:.2f}x (ours / HF generate)')
+  print(f'ratio: {ours_tps / ref_tps:.2f}x (ours / HF generate); load average now '
+        f'{os.getloadavg()[0]:.1f}')
 
 
 if __name__ == '__main__':

@@ -25,9 +25,9 @@ the batch, which is padded to a power of two so few shapes compile.
 from __future__ import annotations
 
 import dataclasses
-import traceback
 from typing import Any, Callable, Sequence
 
+from absl import logging
 import flax.struct
 import jax
 import numpy as np
@@ -121,16 +121,18 @@ def call_env(env, rows: Sequence[int], turns: Sequence[str]) -> list[tuple[str, 
     out = list(env(list(rows), list(turns)))
     if len(out) != len(rows):
       raise ValueError(f'env returned {len(out)} observations for {len(rows)} turns')
-    return [(*_normalise(o), '') for o in out]
-  except Exception:  # noqa: BLE001 - isolate the failing rows below
-    if len(rows) > 1:
-      return [r for row, turn in zip(rows, turns) for r in call_env(env, [row], [turn])]
-  try:
-    out = list(env(list(rows), list(turns)))
-    return [(*_normalise(out[0]), '')]
   except Exception as e:  # noqa: BLE001 - an env bug becomes a message, not a crash
-    traceback.print_exc(limit=1)
+    if len(rows) > 1:     # retry one row at a time to find the failing ones
+      return [r for row, turn in zip(rows, turns) for r in call_env(env, [row], [turn])]
+    logging.warning('agent: env failed on row %s: %s', rows[0], _error(e))
     return [('', False, _error(e))]
+  results = []
+  for obs in out:
+    try:
+      results.append((*_normalise(obs), ''))
+    except TypeError as e:
+      results.append(('', False, _error(e)))
+  return results
 
 
 def _pad_rows(seqs: Sequence[list], width: int, value, dtype, left: bool = False) -> np.ndarray:

@@ -112,10 +112,24 @@ def top_k_filter(logits, k: int):
 
 
 def top_p_filter(logits, top_p):
-  """Logits [B, V] outside the top-p nucleus of softmax(logits) -> -inf (>= 1 token kept)."""
-  desc = -jnp.sort(-logits, axis=-1)
-  floor = jnp.min(jnp.where(_nucleus_keep(desc, top_p), desc, jnp.inf), axis=-1, keepdims=True)
-  return jnp.where(logits < floor, -jnp.inf, logits)
+  """Logits [B, V] outside the top-p nucleus of softmax(logits) -> -inf (>= 1 token kept).
+
+  No sort (a [B, V] sort costs ~50x a decode step on CPU): the smallest kept probability is
+  the largest threshold whose mass of probabilities >= it still reaches top_p, found exactly
+  by bisection over the float32 bit patterns (ordered like the non-negative floats).
+  """
+  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+  bits = jax.lax.bitcast_convert_type(probs, jnp.int32)
+
+  def halve(_, bounds):
+    lo, hi = bounds                     # mass(>= lo) >= top_p > mass(>= hi)
+    mid = lo + (hi - lo) // 2
+    ok = jnp.sum(jnp.where(bits >= mid[:, None], probs, 0.0), axis=-1) >= top_p
+    return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+
+  start = (jnp.zeros(bits.shape[:1], jnp.int32), jnp.max(bits, axis=-1) + 1)
+  lo, _ = jax.lax.fori_loop(0, 32, halve, start)
+  return jnp.where(bits >= lo[:, None], logits, -jnp.inf)
 
 
 def _inverse_cdf(logits, u):

@@ -107,6 +107,16 @@ class Encoder:
     return self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_len,
                           add_special_tokens=True)['input_ids']
 
+  def precompile(self, texts: Sequence[str]) -> int:
+    """Compiles every batch shape `encode(texts)` will use (on zeros); returns the count."""
+    if not texts:
+      return 0
+    shapes = {tokens.shape for _, tokens, _ in self.batches(self.tokenize(texts))}
+    for shape in sorted(shapes):
+      zeros = np.zeros(shape, np.int32)
+      self._fn(self._put(zeros), self._put(zeros)).block_until_ready()
+    return len(shapes)
+
   def encode(self, texts: Sequence[str]) -> np.ndarray:
     """[N, D] float32 L2-normalised embeddings, in the order of `texts`."""
     texts = list(texts)

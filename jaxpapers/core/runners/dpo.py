@@ -29,6 +29,7 @@ import pathlib
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -46,7 +47,7 @@ from jaxpapers.core.models import layers
 from jaxpapers.core.rl import dpo as dpo_lib
 from jaxpapers.core.rl import sft as sft_lib
 
-_EVAL_KEYS = ('rewards/accuracies', 'rewards/margins', 'rewards/chosen', 'rewards/rejected',
+EVAL_KEYS = ('rewards/accuracies', 'rewards/margins', 'rewards/chosen', 'rewards/rejected',
               'logps/accuracies', 'loss')
 
 
@@ -62,6 +63,8 @@ def validate(config) -> None:
                             'optimizer.learning_rate', 'data.train_pairs', 'data.eval_pairs',
                             'data.digits')
   _loss_config(config)
+  config_lib.check_divisible(config, 'data.eval_pairs', config.batch_size,
+                             'held-out pairs are evaluated in batch_size chunks')
   config_lib.require(config.warmup.steps >= 0, 'warmup.steps',
                      f'must be >= 0, got {config.warmup.steps}')
   if config.warmup.steps:
@@ -140,18 +143,26 @@ def state_spec(make_model, mesh, opt_cfg, steps: int, seed: int) -> StateSpec:
   return StateSpec(graphdef, optimizer, init, abstract, shardings)
 
 
-def warmup_reference(config, workdir: pathlib.Path, make_model, mesh, train_pairs, tok):
-  """SFT on the chosen answers, run (or restored) in `workdir/reference`; returns its params."""
+def warmup_reference(config, workdir: pathlib.Path, spec: StateSpec, mesh, train_pairs):
+  """SFT on the chosen answers, run (or restored) in `workdir`; returns the final params.
+
+  Reuses the DPO state's compiled init and shardings: the warm-up optimizer must have the
+  same state structure (both AdamW, both with or both without clipping).
+  """
   wcfg = config.warmup
-  spec = state_spec(make_model, mesh, wcfg.optimizer, wcfg.steps, config.seed)
-  transform = EncodePair(tok, config.seq_len, sides=('chosen',))
+  optimizer = train_lib.make_optimizer(wcfg.optimizer, wcfg.steps)
+  opt_shapes = jax.eval_shape(optimizer.init, spec.abstract.params)
+  config_lib.require(jax.tree.structure(opt_shapes) == jax.tree.structure(spec.abstract.opt_state),
+                     'warmup.optimizer', 'its state differs from config.optimizer\'s (set '
+                     'max_grad_norm in both or in neither)')
+  transform = EncodePair(tasks.CharTokenizer(), config.seq_len, sides=('chosen',))
   data_iter = iter(data_lib.batched_pipeline(train_pairs, transform, config.batch_size,
                                              config.seed))
   ckpt = ckpt_lib.Checkpointer(workdir / 'checkpoints', every=0, keep=1,
                                async_save=config.checkpoint.async_save)
   state, start = train_lib.restore_or_init(ckpt, spec.abstract, spec.init, data_iter)
   step_fn = train_lib.compile_step(
-      sft_lib.make_train_step(spec.graphdef, spec.optimizer, config.logits_chunk),
+      sft_lib.make_train_step(spec.graphdef, optimizer, config.logits_chunk),
       spec.shardings, mesh, {'tokens': 2, 'loss_mask': 2, 'attention_mask': 2})
   writer = metrics_lib.MetricWriter(workdir)
   writer.truncate_after(start)
@@ -164,25 +175,49 @@ def warmup_reference(config, workdir: pathlib.Path, make_model, mesh, train_pair
   return state.params
 
 
-def reference(config, workdir: pathlib.Path, spec: StateSpec, make_model, mesh, train_pairs):
-  """(frozen reference params, `fresh()` -> initial policy TrainState equal to them)."""
+def reference(config, workdir: pathlib.Path, spec: StateSpec, mesh, train_pairs):
+  """(frozen reference params, `fresh()` -> initial DPO TrainState with equal params)."""
   if not config.warmup.steps:
     return spec.init().params, spec.init   # two allocations: the policy's gets donated
-  ref_params = warmup_reference(config, workdir / 'reference', make_model, mesh, train_pairs,
-                                tasks.CharTokenizer())
-  def fresh():
-    params = jax.tree.map(lambda x: x.copy(), ref_params)   # own buffers; the step donates
-    return train_lib.init_from_params(params, spec.optimizer, config.seed, spec.shardings)
+  ref_params = warmup_reference(config, workdir / 'reference', spec, mesh, train_pairs)
+
+  def fresh():   # own buffers (the step donates the state); fresh DPO optimizer state
+    return spec.init().replace(params=jax.device_put(ref_params, spec.shardings.params,
+                                                     may_alias=False))
   return ref_params, fresh
 
 
-def evaluator(graphdef, loss_cfg, logits_chunk, heldout: dict, writer):
-  """`evaluate(step, params) -> row`: held-out DPO metrics, written as `eval/<name>`."""
-  fn = jax.jit(lambda p, b: dpo_lib.batch_loss(p, graphdef, b, loss_cfg, logits_chunk)[1])
+def heldout_metrics(policy: list[dict], chunks: list[dict], cfg: dpo_lib.DPOLossConfig):
+  """DPO metrics over all held-out chunks.
+
+  Args:
+    policy: per chunk, the policy's pair log-probs (`make_reference_logps_fn` outputs, [b]).
+    chunks: per chunk, the batch with `PAIR_FIELDS` and the reference's `REF_FIELDS`.
+  Returns:
+    dict of scalars: loss, TRL's rewards/* and logps/*, nll, logps/accuracies.
+  """
+  def cat(rows, key, fn=lambda x: x):
+    return jnp.concatenate([fn(row[key]) for row in rows])
+  length = lambda m: m[:, 1:].sum(-1).astype(jnp.float32)  # noqa: E731
+  c, r = cat(policy, 'ref_chosen_logps'), cat(policy, 'ref_rejected_logps')
+  loss, metrics = dpo_lib.dpo_loss(
+      c, r, cat(chunks, 'ref_chosen_logps'), cat(chunks, 'ref_rejected_logps'), cfg,
+      chosen_lengths=cat(chunks, 'chosen_loss_mask', length),
+      rejected_lengths=cat(chunks, 'rejected_loss_mask', length))
+  return {'loss': loss, **metrics, 'logps/accuracies': jnp.mean((c > r).astype(jnp.float32))}
+
+
+def evaluator(logps_fn, loss_cfg, chunks: list[dict], writer):
+  """`evaluate(step, params) -> row`: held-out metrics written as `eval/<name>`.
+
+  The held-out set is cut into train-batch-sized chunks so the policy's log-probs reuse the
+  compiled reference function (no extra compile for the eval shape).
+  """
+  metrics_fn = jax.jit(lambda policy, chunks: heldout_metrics(policy, chunks, loss_cfg))
 
   def evaluate(step: int, params) -> dict:
-    metrics = jax.device_get(fn(params, heldout))
-    return writer.write(step, {f'eval/{k}': metrics[k] for k in _EVAL_KEYS})
+    metrics = jax.device_get(metrics_fn([logps_fn(params, b) for b in chunks], chunks))
+    return writer.write(step, {f'eval/{k}': metrics[k] for k in EVAL_KEYS})
   return evaluate
 
 
@@ -200,7 +235,7 @@ def with_eval(step_fn, evaluate, every: int, total: int, start: int):
 
 
 def _eval_summary(row: dict) -> dict:
-  return {'step': row['step'], **{k: row[f'eval/{k}'] for k in _EVAL_KEYS}}
+  return {'step': row['step'], **{k: row[f'eval/{k}'] for k in EVAL_KEYS}}
 
 
 @registry.experiment('dpo')
@@ -212,9 +247,8 @@ def run(config, workdir: str) -> dict:
 
   # --- mesh
   mesh = mesh_lib.make_mesh(config.mesh)
-  for field in ('batch_size', 'data.eval_pairs'):
-    config_lib.check_divisible(config, field, mesh_lib.batch_divisor(mesh),
-                               f'data x fsdp mesh axes of {dict(mesh.shape)}')
+  config_lib.check_divisible(config, 'batch_size', mesh_lib.batch_divisor(mesh),
+                             f'data x fsdp mesh axes of {dict(mesh.shape)}')
   print(f'mesh: {mesh_lib.describe(mesh)}', flush=True)
   batch_sharding = mesh_lib.batch_sharding(mesh)
 
@@ -229,10 +263,12 @@ def run(config, workdir: str) -> dict:
   mcfg = families.config_for(config.model)
   make_model = lambda: layers.Decoder(mcfg, nnx.Rngs(params=config.seed))  # noqa: E731
   spec = state_spec(make_model, mesh, config.optimizer, config.steps, config.seed)
-  ref_params, fresh = reference(config, workdir, spec, make_model, mesh, train_pairs)
-  ref_fn = jax.jit(dpo_lib.make_reference_logps_fn(spec.graphdef, config.logits_chunk))
-  add_ref = lambda b: {**b, **ref_fn(ref_params, b)}  # noqa: E731
-  heldout = add_ref(data_lib.to_global(stacked(heldout_pairs, transform), batch_sharding))
+  ref_params, fresh = reference(config, workdir, spec, mesh, train_pairs)
+  logps_fn = jax.jit(dpo_lib.make_reference_logps_fn(spec.graphdef, config.logits_chunk))
+  add_ref = lambda b: {**b, **logps_fn(ref_params, b)}  # noqa: E731
+  heldout = [add_ref(data_lib.to_global(stacked(heldout_pairs[i:i + config.batch_size],
+                                                transform), batch_sharding))
+             for i in range(0, len(heldout_pairs), config.batch_size)]
 
   # --- restore: own checkpoint > resume_from > reference params
   ckpt = ckpt_lib.Checkpointer(workdir / 'checkpoints', config.checkpoint.every,
@@ -251,7 +287,7 @@ def run(config, workdir: str) -> dict:
   # --- loop, with held-out eval before the first step and every eval_every steps
   writer = metrics_lib.MetricWriter(workdir)
   writer.truncate_after(start)
-  evaluate = evaluator(spec.graphdef, loss_cfg, config.logits_chunk, heldout, writer)
+  evaluate = evaluator(logps_fn, loss_cfg, heldout, writer)
   if start == 0:
     evaluate(0, state.params)
   batches = (add_ref(data_lib.to_global(b, batch_sharding)) for b in data_iter)
@@ -269,7 +305,7 @@ def run(config, workdir: str) -> dict:
 def _finish(config, workdir: pathlib.Path, mcfg, wall_s: float) -> dict:
   rows = metrics_lib.read_metrics(workdir)
   evals = [r for r in rows if 'eval/rewards/accuracies' in r]
-  metrics_lib.plot_curves(rows, ['loss'] + [f'eval/{k}' for k in _EVAL_KEYS[:5]],
+  metrics_lib.plot_curves(rows, ['loss'] + [f'eval/{k}' for k in EVAL_KEYS[:5]],
                           workdir / 'dpo.png',
                           title=f'DPO ({config.dpo.loss_type}, beta={config.dpo.beta}) '
                                 f'{mcfg.family}, held-out pairs')

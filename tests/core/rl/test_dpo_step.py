@@ -56,38 +56,41 @@ def _global(batch, mesh):
   return {k: jax.device_put(v, mesh_lib.batch_sharding(mesh, v.ndim)) for k, v in batch.items()}
 
 
-@pytest.mark.parametrize('loss_type,sft_weight', [('sigmoid', 0.0), ('ipo', 0.0),
-                                                  ('sigmoid', 0.5)])
+@pytest.mark.parametrize('loss_type,sft_weight', [('sigmoid', 0.0), ('ipo', 0.5)])
 def test_dpo_step_loss_equals_dpo_loss_of_naive_logps(loss_type, sft_weight):
-  mesh = mesh_lib.make_mesh({'data': 1}, devices=jax.devices()[:1])
   loss_cfg = dpo_lib.DPOLossConfig(loss_type=loss_type, beta=0.5, sft_weight=sft_weight)
-  graphdef, init, step = _setup(mesh, loss_cfg, 1)
+  graphdef, params = _params(seed=0)
   _, ref_params = _params(seed=1)     # a reference that differs from the policy
+  optimizer = train_lib.make_optimizer(OPT, 1)
+  step = jax.jit(dpo_lib.make_train_step(graphdef, optimizer, loss_cfg), donate_argnums=(0,))
   batch = _batch()
   ref = jax.jit(dpo_lib.make_reference_logps_fn(graphdef))(ref_params, batch)
-  naive = {side: _naive_logps(ref_params, graphdef, *(batch[f'{side}_{k}'] for k in
-                                                       ('tokens', 'loss_mask', 'attention_mask')))
-           for side in ('chosen', 'rejected')}
-  np.testing.assert_allclose(ref['ref_chosen_logps'], naive['chosen'][0], rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(ref['ref_rejected_logps'], naive['rejected'][0], rtol=1e-5,
-                             atol=1e-5)
 
-  state = init()
-  params = jax.device_get(state.params)   # the step donates `state`
-  (c, len_c), (r, len_r) = (_naive_logps(params, graphdef, *(batch[f'{side}_{k}'] for k in
-                                                             ('tokens', 'loss_mask',
-                                                              'attention_mask')))
-                            for side in ('chosen', 'rejected'))
-  want, want_m = dpo_lib.dpo_loss(c, r, naive['chosen'][0], naive['rejected'][0], loss_cfg,
-                                  chosen_lengths=len_c, rejected_lengths=len_r)
-  new_state, m = step(state, _global({**batch, **ref}, mesh), state.rng)
+  @jax.jit
+  def naive(params, ref_params):
+    """Per side (logps, lengths) of policy and reference, then dpo_loss on them directly."""
+    sides = {}
+    for p, who in ((params, 'policy'), (ref_params, 'ref')):
+      for side in ('chosen', 'rejected'):
+        sides[who, side] = _naive_logps(p, graphdef, *(batch[f'{side}_{k}'] for k in
+                                                       ('tokens', 'loss_mask', 'attention_mask')))
+    (c, len_c), (r, len_r) = sides['policy', 'chosen'], sides['policy', 'rejected']
+    ref_c, ref_r = sides['ref', 'chosen'][0], sides['ref', 'rejected'][0]
+    return ref_c, ref_r, dpo_lib.dpo_loss(c, r, ref_c, ref_r, loss_cfg, chosen_lengths=len_c,
+                                          rejected_lengths=len_r)
+
+  ref_c, ref_r, (want, want_m) = naive(params, ref_params)
+  np.testing.assert_allclose(ref['ref_chosen_logps'], ref_c, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ref['ref_rejected_logps'], ref_r, rtol=1e-5, atol=1e-5)
+  state = train_lib.state_from_params(jax.tree.map(jnp.copy, params), optimizer, 0)
+  new_state, m = step(state, {**batch, **ref}, state.rng)
   np.testing.assert_allclose(m['loss'], want, rtol=1e-5, atol=1e-6)
   for k in ('rewards/margins', 'rewards/accuracies', 'logps/chosen', 'nll'):
     np.testing.assert_allclose(m[k], want_m[k], rtol=1e-5, atol=1e-5, err_msg=k)
   assert int(new_state.step) == 1 and np.isfinite(float(m['grad_norm']))
 
 
-def _run_steps(mesh, n_steps=3):
+def _run_steps(mesh, n_steps=2):
   graphdef, init, step = _setup(mesh, dpo_lib.DPOLossConfig(), n_steps)
   _, ref_params = _params(seed=1)
   ref_fn = jax.jit(dpo_lib.make_reference_logps_fn(graphdef))
