@@ -30,6 +30,7 @@ def retriever_config() -> ml_collections.ConfigDict:
   r.dense = ml_collections.ConfigDict(dict(
       hf_dir='',                  # BERT checkpoint dir; '' = all-MiniLM-L6-v2 package
       batch_size=64,              # encoder rows per batch (rounded to the mesh divisor)
+      max_batch_tokens=4096,      # rows x padded length cap (fewer rows for long texts)
       max_seq_len=256,            # tokens; sentence-transformers' limit for MiniLM
       buckets=(32, 64, 96, 128, 160, 192, 224, 256),  # padded lengths (one compile each)
       backend='jax',              # 'jax' (sharded matmul + lax.top_k) | 'faiss' (flat IP)

@@ -116,6 +116,10 @@ def split_pairs(data_cfg, seed: int) -> tuple[list[dict], list[dict]]:
   return train, heldout
 
 
+def chunked(records: list, size: int) -> list[list]:
+  return [records[i:i + size] for i in range(0, len(records), size)]
+
+
 def stacked(records, transform) -> dict[str, np.ndarray]:
   rows = [transform(r) for r in records]
   return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
@@ -252,10 +256,9 @@ def run(config, workdir: str) -> dict:
   print(f'mesh: {mesh_lib.describe(mesh)}', flush=True)
   batch_sharding = mesh_lib.batch_sharding(mesh)
 
-  # --- data: train pairs (shuffled, repeated) and held-out pairs (one global batch)
-  tok = tasks.CharTokenizer()
+  # --- data: train pairs (shuffled, repeated), held-out pairs (batch_size chunks)
   train_pairs, heldout_pairs = split_pairs(config.data, config.seed)
-  transform = EncodePair(tok, config.seq_len)
+  transform = EncodePair(tasks.CharTokenizer(), config.seq_len)
   data_iter = iter(data_lib.batched_pipeline(train_pairs, transform, config.batch_size,
                                              config.seed))
 
@@ -266,9 +269,8 @@ def run(config, workdir: str) -> dict:
   ref_params, fresh = reference(config, workdir, spec, mesh, train_pairs)
   logps_fn = jax.jit(dpo_lib.make_reference_logps_fn(spec.graphdef, config.logits_chunk))
   add_ref = lambda b: {**b, **logps_fn(ref_params, b)}  # noqa: E731
-  heldout = [add_ref(data_lib.to_global(stacked(heldout_pairs[i:i + config.batch_size],
-                                                transform), batch_sharding))
-             for i in range(0, len(heldout_pairs), config.batch_size)]
+  heldout = [add_ref(data_lib.to_global(stacked(chunk, transform), batch_sharding))
+             for chunk in chunked(heldout_pairs, config.batch_size)]
 
   # --- restore: own checkpoint > resume_from > reference params
   ckpt = ckpt_lib.Checkpointer(workdir / 'checkpoints', config.checkpoint.every,
@@ -308,7 +310,7 @@ def _finish(config, workdir: pathlib.Path, mcfg, wall_s: float) -> dict:
   metrics_lib.plot_curves(rows, ['loss'] + [f'eval/{k}' for k in EVAL_KEYS[:5]],
                           workdir / 'dpo.png',
                           title=f'DPO ({config.dpo.loss_type}, beta={config.dpo.beta}) '
-                                f'{mcfg.family}, held-out pairs')
+                                f'{mcfg.family}: train loss, eval/* on held-out pairs')
   first, last = _eval_summary(evals[0]), _eval_summary(evals[-1])
   results = {'first_eval': first, 'last_eval': last, 'steps': config.steps,
              'warmup_steps': config.warmup.steps, 'heldout_pairs': config.data.eval_pairs,

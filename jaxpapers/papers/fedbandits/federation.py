@@ -89,6 +89,11 @@ def _no_comm(dtype):
 def communicate(settings: Settings, protocol, pop: costs_lib.Population, state: State,
                 triggered):
   """One communication event -> (state, (communication, payment, participants, paid, 1))."""
+  with jax.named_scope(f'communicate_{protocol.name}'):
+    return _communicate(settings, protocol, pop, state, triggered)
+
+
+def _communicate(settings: Settings, protocol, pop, state: State, triggered):
   mech = settings.mechanism
   clients, server = state.clients, state.server
   auction, value = base.make_auction(server, clients, triggered, pop.reported_cost, mech)
@@ -106,18 +111,21 @@ def communicate(settings: Settings, protocol, pop: costs_lib.Population, state: 
 
 def round_step(settings: Settings, protocol, env: envs.Env, pop, key, state: State):
   """One round for all clients -> (state, RoundStats)."""
-  rnd = envs.sample(env, envs.round_key(key, state.t))
-  x = envs.features(env, rnd.arms)                                     # [N, K, d]
+  with jax.named_scope('sample'):
+    rnd = envs.sample(env, envs.round_key(key, state.t))
+    x = envs.features(env, rnd.arms)                                   # [N, K, d]
   c = state.clients
-  width = linucb.alpha(c.n, settings.d, settings.lam, settings.sigma, settings.delta,
-                       settings.alpha_scale)
-  scores = jax.vmap(linucb.ucb_scores, (0, 0, 0, 0, None))(
-      c.gram_inv, c.b, x, width, settings.tie_decimals)
-  choice = jnp.argmax(scores, axis=-1)                                 # [N]
+  with jax.named_scope('ucb'):
+    width = linucb.alpha(c.n, settings.d, settings.lam, settings.sigma, settings.delta,
+                         settings.alpha_scale)
+    scores = jax.vmap(linucb.ucb_scores, (0, 0, 0, 0, None))(
+        c.gram_inv, c.b, x, width, settings.tie_decimals)
+    choice = jnp.argmax(scores, axis=-1)                               # [N]
   x_a = jnp.take_along_axis(x, choice[:, None, None], axis=1)[:, 0]
   mean_a = jnp.take_along_axis(rnd.mean, choice[:, None], axis=1)[:, 0]
   regret = jnp.sum(jnp.max(rnd.mean, axis=-1) - mean_a)
-  clients = jax.vmap(linucb.observe)(c, x_a, mean_a + rnd.noise)
+  with jax.named_scope('observe'):
+    clients = jax.vmap(linucb.observe)(c, x_a, mean_a + rnd.noise)
   state = state.replace(clients=clients, t=state.t + 1)
   dtype = x.dtype
   if protocol.schedule == 'never':

@@ -45,6 +45,14 @@ def test_sherman_morrison_and_logdet_track_exact_values():
   np.testing.assert_allclose(np.asarray(c.pending_gram), xs.T @ xs, atol=1e-12)
 
 
+def test_logdet_batched_matches_numpy():
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((7, 5, 9))
+  m = x @ x.transpose(0, 2, 1) + 0.1 * np.eye(5)
+  np.testing.assert_allclose(np.asarray(jax.jit(linucb.logdet_spd)(jnp.asarray(m))),
+                             np.linalg.slogdet(m)[1], atol=1e-10)
+
+
 def test_alpha_matches_formula():
   got = float(linucb.alpha(50.0, 25, 0.1, 0.1, 0.1))
   want = 0.1 * math.sqrt(25 * math.log(1 + 50 / 2.5) + 2 * math.log(10)) + math.sqrt(0.1)
