@@ -180,12 +180,14 @@ def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> None:
       ep.finish('env_error')
       continue
     text = ERROR_TEMPLATE.format(error=error) if error else text
+    room = True
     if text:
       ids = tok_lib.encode(tokenizer, cfg.env_template.format(text=text))
-      if not ep.add('env', ids, [0.0] * len(ids), text, cfg.max_total_tokens):
-        ep.finish('token_budget')
+      room = ep.add('env', ids, [0.0] * len(ids), text, cfg.max_total_tokens)
     if done:
       ep.finish('env_done')
+    elif not room:
+      ep.finish('token_budget')
 
 
 def rollout(model, tokenizer, prompts: Sequence[Sequence[int] | str], env,

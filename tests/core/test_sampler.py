@@ -1,11 +1,10 @@
 """Sampler: greedy == argmax with full recomputation, filters on hand-made logits, padding,
 stops (EOS, stop strings through the byte automaton), compile reuse, 8-device mesh."""
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core import sampler
@@ -13,6 +12,8 @@ from jaxpapers.core import tokenizer as tok_lib
 from jaxpapers.core.models import qwen
 
 PROMPTS = [[5, 17, 99, 3, 42, 7, 250], [11, 12, 13]]
+N = 8                                  # new tokens; tests share shapes so compiles are reused
+SAMPLED = dict(temperature=1.0, top_k=20, top_p=0.9)
 # A toy "tokenizer" for stop strings: token t spells '<t>'.
 ANGLE_BYTES = tuple(f'<{t}>'.encode() for t in range(256))
 
@@ -27,54 +28,69 @@ def qwen3_model():
   return qwen.init(qwen.preset('qwen3-tiny', vocab_size=256), seed=1)
 
 
-def _full_recompute_greedy(model, prompt, n):
+def _logits_fn(model):
+  """Jitted full forward without a cache on a [1, 32] right-padded row (causal attention
+  makes position i independent of what follows it), float32 logits [32, V]."""
+  graphdef, params = sampler.split(model)
+
+  @jax.jit
+  def logits(params, seq):
+    return nnx.merge(graphdef, params)(seq[None])[0][0].astype(jnp.float32)
+  return lambda seq: logits(params, jnp.array(seq + [0] * (32 - len(seq)), jnp.int32))
+
+
+def _full_recompute_greedy(logits_fn, prompt, n):
   """Argmax of the last position, re-running the whole sequence without a cache each step."""
   seq, logps = list(prompt), []
   for _ in range(n):
-    logits = model(jnp.array([seq]))[0][0, -1].astype(jnp.float32)
+    logits = logits_fn(seq)[len(seq) - 1]
     seq.append(int(jnp.argmax(logits)))
     logps.append(float(jax.nn.log_softmax(logits)[seq[-1]]))
   return seq[len(prompt):], logps
 
 
 def test_generate_greedy_equals_stepwise_argmax_without_cache(model):
-  out = sampler.generate(model, PROMPTS, max_new_tokens=8, rng=jax.random.key(0),
+  out = sampler.generate(model, PROMPTS, max_new_tokens=N, rng=jax.random.key(0),
                          temperature=0.0)
+  logits_fn = _logits_fn(model)
   for row, prompt in enumerate(PROMPTS):
-    tokens, logps = _full_recompute_greedy(model, prompt, 8)
+    tokens, logps = _full_recompute_greedy(logits_fn, prompt, N)
     assert np.asarray(out.tokens[row]).tolist() == tokens
     np.testing.assert_allclose(np.asarray(out.logprobs[row]), logps, atol=1e-5)
-  assert np.asarray(out.lengths).tolist() == [8, 8]
+  assert np.asarray(out.lengths).tolist() == [N, N]
+  assert np.asarray(out.finish_reason).tolist() == [sampler.FINISH_LENGTH] * 2
 
 
 def test_generate_fixed_rng_reproducible_other_rng_differs(qwen3_model):
-  kw = dict(max_new_tokens=12, temperature=1.0, top_k=20, top_p=0.9)
-  a = sampler.generate(qwen3_model, PROMPTS, rng=jax.random.key(3), **kw)
-  b = sampler.generate(qwen3_model, PROMPTS, rng=jax.random.key(3), **kw)
-  c = sampler.generate(qwen3_model, PROMPTS, rng=jax.random.key(4), **kw)
+  a = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=N, rng=jax.random.key(3), **SAMPLED)
+  b = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=N, rng=jax.random.key(3), **SAMPLED)
+  c = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=N, rng=jax.random.key(4), **SAMPLED)
   np.testing.assert_array_equal(a.tokens, b.tokens)
   np.testing.assert_array_equal(a.logprobs, b.logprobs)
   assert not np.array_equal(a.tokens, c.tokens)
 
 
 def test_generate_sampled_logprobs_are_tempered_log_softmax(qwen3_model):
-  out = sampler.generate(qwen3_model, PROMPTS[:1], max_new_tokens=4, rng=jax.random.key(0),
-                         temperature=0.7)
-  seq = PROMPTS[0] + np.asarray(out.tokens[0]).tolist()
-  logits = qwen3_model(jnp.array([seq]))[0][0].astype(jnp.float32) / 0.7
-  n = len(PROMPTS[0])
-  expected = [float(jax.nn.log_softmax(logits[n - 1 + i])[seq[n + i]]) for i in range(4)]
-  np.testing.assert_allclose(np.asarray(out.logprobs[0]), expected, atol=1e-5)
+  out = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=N, rng=jax.random.key(0),
+                         **{**SAMPLED, 'temperature': 0.7})
+  logits_fn = _logits_fn(qwen3_model)
+  for row, prompt in enumerate(PROMPTS):
+    seq = prompt + np.asarray(out.tokens[row]).tolist()
+    logits = logits_fn(seq) / 0.7
+    n = len(prompt)
+    expected = [float(jax.nn.log_softmax(logits[n - 1 + i])[seq[n + i]]) for i in range(N)]
+    np.testing.assert_allclose(np.asarray(out.logprobs[row]), expected, atol=1e-5)
 
 
 def test_padded_row_continues_as_if_alone_greedy_and_sampled(qwen3_model):
   short = PROMPTS[1]
-  long = list(range(1, 40))     # forces a 64 bucket, so `short` gets 61 pads instead of 13
-  for temp in (0.0, 1.0):
-    alone = sampler.generate(qwen3_model, [short], max_new_tokens=10, rng=jax.random.key(1),
-                             temperature=temp)
-    padded = sampler.generate(qwen3_model, [short, long], max_new_tokens=10,
-                              rng=jax.random.key(1), temperature=temp)
+  long = list(range(1, 21))     # forces a 32 bucket, so `short` gets 29 pads instead of 13
+  for kw in (dict(temperature=0.0), SAMPLED):
+    alone = sampler.generate(qwen3_model, [short], max_new_tokens=N, rng=jax.random.key(1),
+                             pad_batch_to=2, **kw)
+    padded = sampler.generate(qwen3_model, [short, long], max_new_tokens=N,
+                              rng=jax.random.key(1), **kw)
+    assert alone.tokens.shape == (1, N)
     np.testing.assert_array_equal(alone.tokens[0], padded.tokens[0])
     np.testing.assert_allclose(alone.logprobs[0], padded.logprobs[0], atol=1e-5)
 
@@ -83,9 +99,9 @@ def test_generate_accepts_left_padded_array(qwen3_model):
   arr = np.zeros((2, 9), np.int32)
   arr[0, 2:] = PROMPTS[0]
   arr[1, 6:] = PROMPTS[1]
-  a = sampler.generate(qwen3_model, arr, max_new_tokens=5, rng=jax.random.key(0),
+  a = sampler.generate(qwen3_model, arr, max_new_tokens=N, rng=jax.random.key(0),
                        temperature=0.0, pad_id=0)
-  b = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=5, rng=jax.random.key(0),
+  b = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=N, rng=jax.random.key(0),
                        temperature=0.0)
   np.testing.assert_array_equal(a.tokens, b.tokens)
 
@@ -109,6 +125,20 @@ def test_top_p_filter_keeps_smallest_nucleus_hf_semantics():
   assert kept(0.91) == [[True, True, True, False], [True, True, False, False]]
   assert kept(0.01) == [[True, False, False, False], [False, True, False, False]]
   assert kept(1.0) == [[True] * 4] * 2
+
+
+def test_top_p_filter_bisection_equals_sorted_reference():
+  logits = np.asarray(jax.random.normal(jax.random.key(0), (6, 1000)) * 3)
+  for p in (0.05, 0.5, 0.9, 0.999):
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    order = np.argsort(-probs, axis=-1)
+    sorted_p = np.take_along_axis(probs, order, -1)
+    keep_sorted = np.cumsum(sorted_p, -1) - sorted_p < p
+    expected = np.zeros_like(keep_sorted)
+    np.put_along_axis(expected, order, keep_sorted, -1)
+    got = np.isfinite(np.asarray(sampler.top_p_filter(jnp.asarray(logits), p)))
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_sample_distribution_matches_filtered_softmax():
@@ -159,18 +189,18 @@ def test_stop_matcher_matches_substring_search_across_token_boundaries():
 
 
 def test_generate_stops_per_row_on_eos_and_stop_string(qwen3_model):
-  free = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=10, rng=jax.random.key(0),
+  free = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=N, rng=jax.random.key(0),
                           temperature=0.0)
   row0, row1 = np.asarray(free.tokens).tolist()
   eos = row0[3]                                     # row 0 ends on its 4th token
   stop = f'{row1[1]}><{row1[2]}'                    # spans tokens 2 and 3 of row 1
   matcher = sampler.StopMatcher.build(ANGLE_BYTES, [stop])
-  out = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=10, rng=jax.random.key(0),
+  out = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=N, rng=jax.random.key(0),
                          temperature=0.0, eos_ids=[eos], stop=matcher, pad_id=0)
   n0, n1 = row0.index(eos) + 1, (3 if eos not in row1[:3] else row1.index(eos) + 1)
   assert np.asarray(out.lengths).tolist() == [n0, n1]
-  assert np.asarray(out.tokens[0]).tolist() == row0[:n0] + [0] * (10 - n0)
-  assert np.asarray(out.tokens[1]).tolist() == row1[:n1] + [0] * (10 - n1)
+  assert np.asarray(out.tokens[0]).tolist() == row0[:n0] + [0] * (N - n0)
+  assert np.asarray(out.tokens[1]).tolist() == row1[:n1] + [0] * (N - n1)
   assert float(np.abs(np.asarray(out.logprobs[0, n0:])).sum()) == 0.0
   assert np.asarray(out.finish_reason).tolist()[0] == sampler.FINISH_EOS
 
@@ -197,12 +227,12 @@ def test_token_bytes_qwen_tokenizer_roundtrip_and_merged_stop():
 
 def test_second_call_same_bucket_does_not_recompile(qwen3_model):
   pair = sampler.split(qwen3_model)
-  kw = dict(max_new_tokens=6, rng=jax.random.key(0), temperature=1.0, top_k=5)
+  kw = dict(max_new_tokens=N, rng=jax.random.key(0), temperature=0.0, prompt_bucket=24)
   sampler.generate(pair, [[1] * 5, [2] * 3], **kw)
   before = sampler.compile_count()
-  sampler.generate(pair, [[3] * 11, [4] * 16], **kw)        # bucket 16 again
+  sampler.generate(pair, [[3] * 11, [4] * 24], **kw)        # bucket 24 again
   assert sampler.compile_count() == before
-  sampler.generate(pair, [[3] * 17, [4] * 2], **kw)         # bucket 32: one new pair
+  sampler.generate(pair, [[3] * 25, [4] * 2], **kw)         # bucket 48: prefill + decode
   assert sampler.compile_count() == before + 2
 
 
@@ -214,11 +244,11 @@ def test_bucket_length():
 def test_generate_under_8_device_mesh_matches_single_device(qwen3_model):
   assert jax.device_count() == 8
   mesh = mesh_lib.make_mesh({'data': -1})
-  prompts = PROMPTS + [[9, 8, 7, 6]]            # 3 rows, padded to 8 on the mesh
-  pair = sampler.split(qwen3_model, mesh)
-  kw = dict(max_new_tokens=6, rng=jax.random.key(2), temperature=1.0, top_k=10)
-  sharded = sampler.generate(pair, prompts, mesh=mesh, **kw)
-  single = sampler.generate(qwen3_model, prompts, **kw)
+  pair = sampler.split(qwen3_model, mesh)                  # 2 rows, padded to 8 on the mesh
+  sharded = sampler.generate(pair, PROMPTS, max_new_tokens=N, rng=jax.random.key(2), mesh=mesh,
+                             **SAMPLED)
+  single = sampler.generate(qwen3_model, PROMPTS, max_new_tokens=N, rng=jax.random.key(2),
+                            **SAMPLED)
   np.testing.assert_array_equal(sharded.tokens, single.tokens)
   np.testing.assert_allclose(sharded.logprobs, single.logprobs, atol=1e-5)
 

@@ -12,7 +12,6 @@ import jax
 from flax import nnx
 
 from jaxpapers.core import config as config_lib
-from jaxpapers.core import hf
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core import metrics as metrics_lib
 from jaxpapers.core import registry
