@@ -50,6 +50,7 @@ class AgentConfig:
   temperature: float = 1.0         # sampling (jaxpapers.core.sampler.generate)
   top_k: int = 0
   top_p: float = 1.0
+  prompt_bucket: int = 0           # context lengths round up to multiples (0 = powers of two)
 
 
 @flax.struct.dataclass
@@ -153,7 +154,8 @@ def _policy_round(pair, tokenizer, episodes, live, cfg: AgentConfig, rng, mesh, 
       pair, [episodes[i].prompt + episodes[i].tokens for i in live],
       max_new_tokens=cfg.max_turn_tokens, rng=rng, temperature=cfg.temperature,
       top_k=cfg.top_k, top_p=cfg.top_p, stop=list(cfg.stop) or None, tokenizer=tokenizer,
-      eos_ids=eos_ids, pad_id=pad_id, mesh=mesh, pad_batch_to=1 << (len(live) - 1).bit_length())
+      eos_ids=eos_ids, pad_id=pad_id, mesh=mesh, prompt_bucket=cfg.prompt_bucket,
+      pad_batch_to=1 << (len(live) - 1).bit_length())
   tokens, logps = np.asarray(out.tokens), np.asarray(out.logprobs)
   lengths, finish = np.asarray(out.lengths), np.asarray(out.finish_reason)
   pending = []

@@ -33,8 +33,7 @@ class ScriptedEnv:
     self.calls.append(list(rows))
     if self.fail & set(rows):
       raise RuntimeError('retriever down')
-    return [42 if r in self.junk else Obs(f'<information>doc {r}</information>', r in self.done)
-            for r in rows]
+    return [42 if r in self.junk else Obs(f'<i>{r}</i>', r in self.done) for r in rows]
 
 
 @pytest.fixture(scope='module')
@@ -49,12 +48,13 @@ def pair():
 
 @pytest.fixture(scope='module')
 def prompts(tok):
-  return [tok_lib.encode(tok, tok_lib.chat_prompt(tok, q)) for q in QUESTIONS]
+  return [tok_lib.encode(tok, q) for q in QUESTIONS]
 
 
 def _config(**kw):
-  base = dict(max_turns=3, max_turn_tokens=6, max_total_tokens=48, temperature=1.0,
-              env_template='\n{text}\n')
+  base = dict(max_turns=3, max_turn_tokens=4, max_total_tokens=48, temperature=1.0,
+              prompt_bucket=64,                    # every round compiles one context shape
+              env_template=' {text}')
   return agent.AgentConfig(**{**base, **kw})
 
 
@@ -70,8 +70,7 @@ def test_rollout_mask_is_one_on_policy_zero_on_env_and_logprobs_match(pair, tok,
       mask = np.asarray(out.policy_mask[i, span])
       if turn['role'] == 'env':
         assert (mask == 0).all() and (np.asarray(out.logprobs[i, span]) == 0).all()
-        expected = tok_lib.encode(tok, cfg.env_template.format(text=f'<information>doc {i}'
-                                                                    '</information>'))
+        expected = tok_lib.encode(tok, cfg.env_template.format(text=f'<i>{i}</i>'))
         assert np.asarray(out.tokens[i, span]).tolist() == expected
       else:
         assert (mask == 1).all() and (np.asarray(out.logprobs[i, span]) < 0).all()
@@ -103,7 +102,7 @@ def test_rollout_env_exception_and_malformed_observation_never_crash(pair, tok, 
   env = ScriptedEnv(fail={1}, junk={2})
   out, episodes = agent.rollout(pair, tok, prompts, env, _config(max_turns=2, on_error=on_error),
                                 rng=jax.random.key(1))
-  assert episodes[0].end_reason == 'max_turns' and 'doc 0' in episodes[0].turns[1]['text']
+  assert episodes[0].end_reason == 'max_turns' and '<i>0</i>' in episodes[0].turns[1]['text']
   for row, error in [(1, 'RuntimeError: retriever down'), (2, 'TypeError: malformed')]:
     ep = episodes[row]
     if on_error == 'end':
@@ -118,13 +117,13 @@ def test_rollout_env_exception_and_malformed_observation_never_crash(pair, tok, 
 
 def test_rollout_env_done_drops_row_and_budget_cuts(pair, tok, prompts):
   env = ScriptedEnv(done={0})
-  out, episodes = agent.rollout(pair, tok, prompts, env, _config(max_total_tokens=16),
+  out, episodes = agent.rollout(pair, tok, prompts, env, _config(max_total_tokens=8),
                                 rng=jax.random.key(2))
   assert episodes[0].end_reason == 'env_done' and int(out.num_turns[0]) == 1
   assert all(0 not in rows for rows in env.calls[1:])      # finished rows cost nothing more
   for ep in episodes[1:]:
-    assert ep.end_reason == 'token_budget' and len(ep.tokens) == 16
-  assert out.tokens.shape == (3, 16)
+    assert ep.end_reason == 'token_budget' and len(ep.tokens) == 8
+  assert out.tokens.shape == (3, 8)
 
 
 def test_call_env_normalises_and_isolates_failures():

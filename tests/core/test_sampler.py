@@ -16,11 +16,8 @@ N = 8                                  # new tokens; tests share shapes so compi
 SAMPLED = dict(temperature=1.0, top_k=20, top_p=0.9)
 # A toy "tokenizer" for stop strings: token t spells '<t>'.
 ANGLE_BYTES = tuple(f'<{t}>'.encode() for t in range(256))
-
-
-@pytest.fixture(scope='module', params=['qwen3-tiny', 'qwen2-tiny'])
-def model(request):
-  return qwen.init(qwen.preset(request.param, vocab_size=256), seed=1)
+sample = jax.jit(sampler.sample, static_argnames='top_k')
+top_p_filter = jax.jit(sampler.top_p_filter)
 
 
 @pytest.fixture(scope='module')
@@ -49,7 +46,8 @@ def _full_recompute_greedy(logits_fn, prompt, n):
   return seq[len(prompt):], logps
 
 
-def test_generate_greedy_equals_stepwise_argmax_without_cache(model):
+def test_generate_greedy_equals_stepwise_argmax_without_cache(qwen3_model):
+  model = qwen3_model
   out = sampler.generate(model, PROMPTS, max_new_tokens=N, rng=jax.random.key(0),
                          temperature=0.0)
   logits_fn = _logits_fn(model)
@@ -119,7 +117,7 @@ def test_top_k_filter_keeps_k_largest_and_ties():
 def test_top_p_filter_keeps_smallest_nucleus_hf_semantics():
   probs = jnp.array([[0.5, 0.3, 0.15, 0.05], [0.05, 0.9, 0.03, 0.02]])
   logits = jnp.log(probs)
-  kept = lambda p: np.isfinite(np.asarray(sampler.top_p_filter(logits, p))).tolist()  # noqa
+  kept = lambda p: np.isfinite(np.asarray(top_p_filter(logits, p))).tolist()  # noqa
   assert kept(0.79) == [[True, True, False, False], [False, True, False, False]]
   assert kept(0.81) == [[True, True, True, False], [False, True, False, False]]
   assert kept(0.91) == [[True, True, True, False], [True, True, False, False]]
@@ -137,7 +135,7 @@ def test_top_p_filter_bisection_equals_sorted_reference():
     keep_sorted = np.cumsum(sorted_p, -1) - sorted_p < p
     expected = np.zeros_like(keep_sorted)
     np.put_along_axis(expected, order, keep_sorted, -1)
-    got = np.isfinite(np.asarray(sampler.top_p_filter(jnp.asarray(logits), p)))
+    got = np.isfinite(np.asarray(top_p_filter(jnp.asarray(logits), p)))
     np.testing.assert_array_equal(got, expected)
 
 
@@ -147,7 +145,7 @@ def test_sample_distribution_matches_filtered_softmax():
   u = jax.random.uniform(jax.random.key(0), (4000,))
   for top_k, top_p, expected in [(0, None, probs), (3, None, probs[:3] / 0.85),
                                  (0, 0.6, probs[:2] / 0.65), (4, 0.6, probs[:2] / 0.65)]:
-    draws = np.asarray(sampler.sample(logits, u, 1.0, top_k=top_k, top_p=top_p))
+    draws = np.asarray(sample(logits, u, 1.0, top_k=top_k, top_p=top_p))
     freq = np.bincount(draws, minlength=5) / len(draws)
     np.testing.assert_allclose(freq[:len(expected)], expected, atol=0.03)
     assert freq[len(expected):].sum() == 0
@@ -156,7 +154,7 @@ def test_sample_distribution_matches_filtered_softmax():
 def test_sample_temperature_sharpens():
   logits = jnp.tile(jnp.log(jnp.array([0.6, 0.4])), (2000, 1))
   u = jax.random.uniform(jax.random.key(1), (2000,))
-  cold = np.asarray(sampler.sample(logits, u, 0.25))
+  cold = np.asarray(sample(logits, u, 0.25))
   assert np.mean(cold == 0) > 0.8   # 0.6^4 / (0.6^4 + 0.4^4) = 0.835
 
 
