@@ -9,14 +9,18 @@ One random Qwen2-style model (vocab 32000, hidden 512, intermediate 1408, 8 laye
 same weights. Batch 8, prompt 64 (no padding), 128 new tokens sampled with the same settings
 on both sides (temperature 1.0, top-k 50, top-p 0.95; no EOS, so every row makes all 128).
 tok/s = batch x new tokens / median wall time of `--repeats` timed runs; our compile time is
-the first call minus a timed call, reported apart. The torch side is skipped with a message
-when torch is missing. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a
+the first call minus a timed call, reported apart. HF runs with torch's default threads (all
+cores) and with 1 thread (`--torch_threads`): on a small shared CPU, torch's OpenMP threads
+collapse under load while one thread does not, so both are printed, plus tokens per CPU-second
+(process CPU time over all threads), which is steadier than wall time on a loaded machine.
+The torch side is skipped with a message when torch is missing. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a
 0.5B-shaped model (on a GPU it also prints the fraction of HBM bandwidth reached).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -45,17 +49,25 @@ def _args(argv=None):
   p.add_argument('--preset', default='', help='a qwen preset instead of the issue model')
   p.add_argument('--dtype', default='float32')
   p.add_argument('--skip_torch', action='store_true')
-  p.add_argument('--torch_threads', type=int, default=0, help='0 = torch default')
+  p.add_argument('--torch_threads', default='0,1',
+                 help='comma list of torch thread counts to time; 0 = torch default (all cores)')
   return p.parse_args(argv)
 
 
-def _timed(fn, repeats: int) -> list[float]:
-  out = []
+def _cpu_s() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def _timed(fn, repeats: int) -> dict:
+  """Median wall and CPU seconds (all threads) of `repeats` calls."""
+  walls, cpus = [], []
   for _ in range(repeats):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     fn()
-    out.append(time.perf_counter() - t0)
-  return out
+    walls.append(time.perf_counter() - t0)
+    cpus.append(_cpu_s() - c0)
+  return {'times': walls, 'median_s': statistics.median(walls), 'cpu_s': statistics.median(cpus)}
 
 
 def bench_ours(model, prompts: np.ndarray, a) -> dict:
@@ -66,34 +78,40 @@ def bench_ours(model, prompts: np.ndarray, a) -> dict:
                            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p)
     out.tokens.block_until_ready()
     assert int(np.min(np.asarray(out.lengths))) == a.new
-  first = _timed(run, 1)[0]
-  times = _timed(run, a.repeats)
-  return {'first_s': first, 'times': times, 'median_s': statistics.median(times)}
+  first = _timed(run, 1)['median_s']
+  stats = _timed(run, a.repeats)
+  return {**stats, 'compile_s': first - stats['median_s']}
 
 
-def bench_torch(path: str, prompts: np.ndarray, a) -> dict | None:
+def bench_torch(path: str, prompts: np.ndarray, a, threads: int) -> dict | None:
+  """HF `generate` on the same weights; threads 0 = torch's default (all cores)."""
   try:
     import torch
     import transformers
   except ImportError as e:
     print(f'torch side skipped: {e} (pip install torch transformers)')
     return None
-  if a.torch_threads:
-    torch.set_num_threads(a.torch_threads)
+  default_threads = torch.get_num_threads()
+  torch.set_num_threads(threads or default_threads)
   model = transformers.Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
   ids = torch.tensor(prompts, dtype=torch.long)
-  kw = dict(attention_mask=torch.ones_like(ids), do_sample=True, max_new_tokens=a.new,
-            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, pad_token_id=0,
-            eos_token_id=None)
-  def run():
+  kw = dict(attention_mask=torch.ones_like(ids), do_sample=True, temperature=a.temperature,
+            top_k=a.top_k, top_p=a.top_p, pad_token_id=0, eos_token_id=None)
+  def run(new=a.new):
     with torch.inference_mode():
-      out = model.generate(ids, **kw)
-    assert out.shape[1] == a.prompt + a.new, out.shape
-  _timed(run, 1)  # warm-up (allocator, kernels)
-  times = _timed(run, a.repeats)
-  return {'times': times, 'median_s': statistics.median(times),
-          'threads': torch.get_num_threads(), 'version': f'torch {torch.__version__}, '
-          f'transformers {transformers.__version__}'}
+      out = model.generate(ids, max_new_tokens=new, **kw)
+    assert out.shape[1] == a.prompt + new, out.shape
+  run(8)  # warm-up (allocator, kernels)
+  stats = _timed(run, a.repeats)
+  stats.update(threads=torch.get_num_threads(), version=f'torch {torch.__version__}, '
+               f'transformers {transformers.__version__}')
+  torch.set_num_threads(default_threads)
+  return stats
+
+
+def _line(name: str, tokens: int, r: dict, extra: str = '') -> str:
+  return (f'{name}: {tokens / r["median_s"]:8.1f} tok/s, {tokens / r["cpu_s"]:7.1f} tok per '
+          f'CPU-s  (median of {[round(t, 2) for t in r["times"]]} s{extra})')
 
 
 def _hbm_fraction(cfg, a, seconds: float) -> str:
@@ -121,22 +139,21 @@ def main(argv=None):
         f'top_p={a.top_p}); jax {jax.__version__} on {jax.devices()[0].device_kind}; '
         f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}', flush=True)
   ours = bench_ours(model, prompts, a)
-  ours_tps = tokens / ours['median_s']
-  print(f'ours : {ours_tps:8.1f} tok/s  (median {ours["median_s"]:.3f} s of '
-        f'{[round(t, 3) for t in ours["times"]]}; compile {ours["first_s"] - ours["median_s"]:.2f}'
-        f' s){_hbm_fraction(cfg, a, ours["median_s"])}', flush=True)
+  print(_line('ours', tokens, ours, f'; compile {ours["compile_s"]:.1f} s'
+              f'{_hbm_fraction(cfg, a, ours["median_s"])}'), flush=True)
   if a.skip_torch:
     return
   with tempfile.TemporaryDirectory() as tmp:
     qwen.save_pretrained(model, tmp)
-    ref = bench_torch(tmp, prompts, a)
-  if ref is None:
-    return
-  ref_tps = tokens / ref['median_s']
-  print(f'HF   : {ref_tps:8.1f} tok/s  (median {ref["median_s"]:.3f} s of '
-        f'{[round(t, 3) for t in ref["times"]]}; {ref["version"]}, {ref["threads"]} threads)')
-  print(f'ratio: {ours_tps / ref_tps:.2f}x (ours / HF generate); load average now '
-        f'{os.getloadavg()[0]:.1f}')
+    for threads in [int(t) for t in a.torch_threads.split(',')]:
+      ref = bench_torch(tmp, prompts, a, threads)
+      if ref is None:
+        return
+      print(_line(f'HF ({ref["threads"]} thr)', tokens, ref, f'; {ref["version"]}'), flush=True)
+      print(f'ratio: {ref["median_s"] / ours["median_s"]:.2f}x tok/s, '
+            f'{ref["cpu_s"] / ours["cpu_s"]:.2f}x tok per CPU-s (ours / HF generate with '
+            f'{ref["threads"]} torch threads); load average {os.getloadavg()[0]:.1f}',
+            flush=True)
 
 
 if __name__ == '__main__':

@@ -6,14 +6,19 @@ up to `max_turn_tokens`, stopping at EOS or a stop string (e.g. `</search>`, `</
 The environment callback then sees each turn's text and answers with an observation, which
 is formatted with `env_template`, tokenised and appended with mask 0. Episodes end when the
 env says done, on EOS (`end_on_eos`), after `max_turns` policy turns, or at
-`max_total_tokens` completion tokens (policy + env; the excess is cut).
+`max_total_tokens` completion tokens (policy + env; the excess is cut); the env is not
+called after the last allowed turn. Search-R1 style appends observations inline
+(`env_template='{text}'`); chat style closes the turn instead, e.g. for Qwen
+`'<|im_end|>\n<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n'` with
+`end_on_eos=False`.
 
 Environment callback: `env(rows, turns) -> observations`, batched over the episodes awaiting
 a response (`rows` index the prompts, `turns` are the policy turns' text), so a retriever
 can answer one batch per round and a per-episode env (a web page, a judge) can look up its
 row. An observation is an object with `.text` and `.done` (e.g.
 `retrieval.env.Observation`), a `(text, done)` pair, a string (not done) or None (done).
-`each(fn)` adapts a per-row `fn(row, text)`. If the batched call raises, rows are retried one
+`each(fn)` adapts a per-row `fn(row, text)`; `lambda rows, turns: env.step(turns)` adapts
+`jaxpapers.core.retrieval.env.SearchEnv`. If the batched call raises, rows are retried one
 at a time; a row whose call raises, or returns something malformed, gets an error message
 (`on_error='message'`, the episode goes on) or ends (`on_error='end'`). Malformed tool calls
 are the env's to answer (e.g. Search-R1's invalid-action message); the loop never crashes.
@@ -207,7 +212,7 @@ def rollout(model, tokenizer, prompts: Sequence[Sequence[int] | str], env,
   """
   if config.on_error not in ('message', 'end'):
     raise ValueError(f"on_error: {config.on_error!r} is not one of ['message', 'end']")
-  pair = sampler.split(model)
+  pair = sampler.split(model, mesh)
   episodes = [Episode(list(tok_lib.encode(tokenizer, p) if isinstance(p, str) else p))
               for p in prompts]
   eos_ids, pad_id = tok_lib.stop_token_ids(tokenizer), tokenizer.pad_token_id

@@ -7,21 +7,22 @@
   functions compiled once per (batch, prompt bucket, max_new_tokens, sampling mode). Prompts
   are left-padded to a bucket (powers of two from 16, or multiples of `prompt_bucket`), so
   new prompt lengths inside a bucket reuse the compiled code.
-- The KV cache ([B, L + N, Hkv, Dh] per layer) is allocated by `_prefill` and donated to
+- The KV cache ([B, Hkv, L + N, Dh] per layer) is allocated by `_prefill` and donated to
   `_decode`, whose while_loop writes one slot per step in place and exits as soon as every
   row is done: no host sync per token.
 - Left padding: pad slots are invalid in `kv_mask` and positions count real tokens only, so a
   padded row continues exactly as the same prompt alone.
-- Sampling: temperature, then top-k, then top-p (HF's order);
-  one uniform per (step, row) from fold_in(fold_in(rng, step), row), so a row's draws do not
-  depend on its batch or padding. temperature 0 is greedy.
+- Sampling: temperature, then top-k, then top-p (HF's order; top-p without top-k uses a
+  sort-free bisection, top-p after top-k only touches the k candidates). One uniform per
+  (step, row) from fold_in(fold_in(rng, step), row) drives an inverse-CDF draw, so a row's
+  samples do not depend on its batch or its padding. temperature 0 is greedy.
 - Logprobs: log softmax(logits / temperature) of the sampled token, before top-k/top-p (the
   logprob TRL's GRPO recomputes; raw logits when greedy).
 - Stops: a row ends on an EOS id, on a stop string, or after N tokens. Stop strings are
-  matched on device, exactly, by a byte automaton lifted to tokens (`StopMatcher`).
-  We chose that over token-sequence matching, which misses a stop string spelled with other
-  tokens (">\\n" merged after "</search"), and over host checks between chunks, which sync
-  and over-generate. The EOS or stop-completing token is kept; `pad_id` fills the rest.
+  matched on device, exactly, by a byte automaton lifted to tokens (`stop_strings`: chosen
+  over token-sequence matching, which misses a string spelled with other tokens, and over
+  host checks between chunks, which sync and over-generate). The EOS or stop-completing
+  token is kept in the output; `pad_id` fills the rest.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 
 from jaxpapers.core import mesh as mesh_lib
+from jaxpapers.core import stop_strings
 from jaxpapers.core import tokenizer as tok_lib
 from jaxpapers.core.models import layers
 
@@ -72,7 +74,7 @@ class _Mode:
   stops: bool
   pad_id: int
   max_new: int
-  cache_sharding: Any = None  # NamedSharding of one [B, S, Hkv, Dh] cache array, or None
+  cache_sharding: Any = None  # NamedSharding of one [B, Hkv, S, Dh] cache array, or None
 
 
 def bucket_length(n: int, bucket: int = 0) -> int:
@@ -80,6 +82,7 @@ def bucket_length(n: int, bucket: int = 0) -> int:
   if bucket > 0:
     return -(-n // bucket) * bucket
   return max(MIN_BUCKET, 1 << max(0, n - 1).bit_length())
+
 
 # ----------------------------------------------------------------------------- pure sampling
 
@@ -160,122 +163,6 @@ def sample(logits, u, temperature, top_k: int = 0, top_p=None):
   return _inverse_cdf(x, u)
 
 
-# ----------------------------------------------------------------------------- stop strings
-
-
-def _byte_automaton(patterns: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-  """Aho-Corasick DFA: (delta [S, 256] int32, accept [S] bool) over the patterns' bytes."""
-  goto, accept = [{}], [False]
-  for pat in patterns:
-    s = 0
-    for byte in pat:
-      if byte not in goto[s]:
-        goto[s][byte] = len(goto)
-        goto.append({})
-        accept.append(False)
-      s = goto[s][byte]
-    accept[s] = True
-  delta, fail, queue = np.zeros((len(goto), 256), np.int32), [0] * len(goto), []
-  for byte, s in goto[0].items():
-    delta[0, byte] = s
-    queue.append(s)
-  while queue:                       # breadth first: fail[r] is final before r is visited
-    r = queue.pop(0)
-    accept[r] = accept[r] or accept[fail[r]]
-    delta[r] = delta[fail[r]]
-    for byte, s in goto[r].items():
-      fail[s] = delta[fail[r], byte]
-      delta[r, byte] = s
-      queue.append(s)
-  return delta, np.array(accept)
-
-
-@dataclasses.dataclass(eq=False)
-class StopMatcher:
-  """The byte automaton lifted to tokens: after state s, token t leads to next[s, t] and
-  completes a stop string inside its bytes iff hit[s, t]."""
-  strings: tuple[str, ...]
-  next: np.ndarray   # [S, V] int32
-  hit: np.ndarray    # [S, V] bool
-  _device: Any = None
-
-  @classmethod
-  def build(cls, token_bytes: Sequence[bytes], strings: Sequence[str]) -> 'StopMatcher':
-    """token_bytes[t] is token t's bytes (see `token_bytes`); strings are UTF-8 encoded."""
-    delta, accept = _byte_automaton([s.encode() for s in strings if s])
-    lens = np.array([len(b) for b in token_bytes])
-    order = np.argsort(-lens, kind='stable')          # active tokens form a prefix at each j
-    mat = np.zeros((len(order), int(lens.max(initial=0))), np.uint8)
-    for i, t in enumerate(order):
-      mat[i, :lens[t]] = np.frombuffer(token_bytes[t], np.uint8)
-    cur = np.repeat(np.arange(len(delta), dtype=np.int32)[:, None], len(order), 1)
-    hit = np.zeros(cur.shape, bool)
-    for j in range(mat.shape[1]):
-      m = int(np.sum(lens > j))
-      cur[:, :m] = delta[cur[:, :m], mat[None, :m, j]]
-      hit[:, :m] |= accept[cur[:, :m]]
-    nxt, hits = np.empty_like(cur), np.empty_like(hit)
-    nxt[:, order], hits[:, order] = cur, hit
-    return cls(tuple(strings), nxt, hits)
-
-  def device_tables(self):
-    if self._device is None:
-      self._device = (jnp.asarray(self.next), jnp.asarray(self.hit))
-    return self._device
-
-
-def _byte_table() -> dict[str, int]:
-  """GPT-2 byte-level BPE: printable char -> byte (inverse of `bytes_to_unicode`)."""
-  keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-  chars, n = list(keep), 0
-  for b in range(256):
-    if b not in keep:
-      keep.append(b)
-      chars.append(256 + n)
-      n += 1
-  return {chr(c): b for b, c in zip(keep, chars)}
-
-
-@functools.lru_cache(maxsize=4)
-def token_bytes(tokenizer, vocab_size: int) -> tuple[bytes, ...]:
-  """Each token id's bytes: byte-level BPE pieces (Qwen, Llama 3) through the GPT-2 byte
-  table, SentencePiece pieces with '▁' -> ' ' and <0xNN> byte tokens; b'' past the vocab."""
-  table = _byte_table()
-  pieces = tokenizer.convert_ids_to_tokens(list(range(min(vocab_size, len(tokenizer)))))
-  vocab = tokenizer.get_vocab()
-  byte_level = all(c in vocab for c in table)
-  special = set(tokenizer.all_special_tokens)
-  out = []
-  for p in pieces:
-    if p is None:
-      out.append(b'')
-    elif byte_level and p not in special and all(c in table for c in p):
-      out.append(bytes(table[c] for c in p))
-    elif len(p) == 6 and p.startswith('<0x') and p.endswith('>'):
-      out.append(bytes([int(p[3:5], 16)]))
-    else:
-      out.append(p.replace('\u2581', ' ').encode())
-  return tuple(out) + (b'',) * (vocab_size - len(out))
-
-
-_MATCHERS: dict = {}
-
-
-def stop_matcher(stop, tokenizer, vocab_size: int) -> StopMatcher | None:
-  """None, a StopMatcher, or stop strings (+ tokenizer) -> a cached StopMatcher or None."""
-  if stop is None or isinstance(stop, StopMatcher):
-    return stop
-  strings = tuple([stop] if isinstance(stop, str) else stop)
-  if not any(strings):
-    return None
-  if tokenizer is None:
-    raise ValueError('stop: stop strings need `tokenizer=` (or pass a StopMatcher)')
-  key = (id(tokenizer), vocab_size, strings)
-  if key not in _MATCHERS:
-    _MATCHERS[key] = StopMatcher.build(token_bytes(tokenizer, vocab_size), strings)
-  return _MATCHERS[key]
-
-
 def _record(c: _Carry, logits, rng, row_ids, knobs, mode: _Mode) -> _Carry:
   """Samples token `c.step` from logits [B, V] and updates stops/lengths."""
   t = c.step
@@ -287,14 +174,14 @@ def _record(c: _Carry, logits, rng, row_ids, knobs, mode: _Mode) -> _Carry:
     key = jax.random.fold_in(rng, t)
     u = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r)))(row_ids)
     tok = sample(logits, u, knobs['temperature'], top_k=mode.top_k,
-                          top_p=knobs['top_p'] if mode.top_p else None)
+                 top_p=knobs['top_p'] if mode.top_p else None)
     lp = token_logprobs(logits / knobs['temperature'], tok)
   live = ~c.done
   eos = jnp.any(tok[:, None] == knobs['eos'][None, :], axis=-1) & live
   hit, stop_state = jnp.zeros_like(eos), c.stop_state
   if mode.stops:
     hit = knobs['stop_hit'][c.stop_state, tok] & live & ~eos
-    stop_state = knobs['stop_next'][c.stop_state, tok]
+    stop_state = knobs['stop_next'][c.stop_state, tok].astype(jnp.int32)
   finish = jnp.where(eos, FINISH_EOS, jnp.where(hit, FINISH_STOP, c.finish))
   col = lambda buf, x: jax.lax.dynamic_update_slice(buf, x[:, None], (0, t))  # noqa: E731
   return _Carry(step=t + 1,
@@ -411,6 +298,7 @@ def _pad_batch(tokens, mask, rows: int):
 
 
 def _knobs(temperature, top_p, eos_ids, matcher) -> dict:
+  """Dynamic sampling inputs (changing them does not recompile; EOS ids pad to 8s)."""
   eos = list(eos_ids or ())
   eos = np.array(eos + [-1] * (-(-max(len(eos), 1) // 8) * 8 - len(eos)), np.int32)
   knobs = {'temperature': np.float32(temperature if temperature > 0 else 1.0),
@@ -433,11 +321,11 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
     rng: a jax PRNG key.
     temperature: 0 -> greedy; else logits / temperature.
     top_k: keep the k most likely tokens (0 = off); top_p: nucleus mass (1 = off).
-    stop: stop strings (needs `tokenizer`) or a `StopMatcher`.
+    stop: stop strings (needs `tokenizer`) or a `stop_strings.StopMatcher`.
     eos_ids: token ids that end a row (kept in the output).
     pad_id: written after a row's end, and the left-padding token.
-    mesh: shard the batch (and cache) over the mesh's batch axes; params should already
-      sit on the mesh (`split(model, mesh)`).
+    mesh: shard the batch (and cache) over the mesh's batch axes; pass params already on
+      the mesh (`split(model, mesh)`), or a model, whose params are then placed each call.
     prompt_bucket: bucket prompt lengths to multiples of this (0 = powers of two).
     pad_batch_to: run with at least this many rows (dummy rows are dropped).
   Returns:
@@ -445,16 +333,16 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
   """
   if max_new_tokens <= 0:
     raise ValueError(f'max_new_tokens must be > 0, got {max_new_tokens}')
-  graphdef, params = split(model)
+  graphdef, params = split(model, mesh)
+  cfg = nnx.merge(graphdef, params).config
   tokens, mask = pad_prompts(prompts, pad_id, prompt_mask, prompt_bucket)
   b = tokens.shape[0]
   div = mesh_lib.batch_divisor(mesh) if mesh is not None else 1
   tokens, mask = _pad_batch(tokens, mask, -(-max(b, pad_batch_to) // div) * div)
-  matcher = stop_matcher(stop, tokenizer, nnx.merge(graphdef, params).config.vocab_size)
+  matcher = stop_strings.matcher(stop, tokenizer, cfg.vocab_size)
   mode = _Mode(greedy=temperature <= 0, top_k=int(top_k), top_p=top_p < 1.0 and temperature > 0,
                stops=matcher is not None, pad_id=int(pad_id), max_new=int(max_new_tokens),
-               cache_sharding=_cache_sharding(mesh, graphdef, params, tokens.shape,
-                                              max_new_tokens))
+               cache_sharding=_cache_sharding(mesh, cfg, tokens.shape, max_new_tokens))
   row_ids = np.arange(tokens.shape[0], dtype=np.int32)
   if mesh is not None:
     rows2, rows1 = mesh_lib.batch_sharding(mesh), mesh_lib.batch_sharding(mesh, 1)
@@ -466,12 +354,12 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
   return out if out.tokens.shape[0] == b else jax.tree.map(lambda x: x[:b], out)
 
 
-def _cache_sharding(mesh, graphdef, params, shape, max_new):
+def _cache_sharding(mesh, cfg: layers.DecoderConfig, shape, max_new):
+  """Cache arrays split over the batch axes (and kv heads on `tensor` when divisible)."""
   if mesh is None:
     return None
-  cfg = nnx.merge(graphdef, params).config
-  cache_shape = (shape[0], shape[1] + max_new, cfg.num_key_value_heads, cfg.head_dim)
-  spec = mesh_lib.logical_spec(('batch', None, 'kv_heads', None), cache_shape, mesh)
+  cache_shape = (shape[0], cfg.num_key_value_heads, shape[1] + max_new, cfg.head_dim)
+  spec = mesh_lib.logical_spec(('batch', 'kv_heads', None, None), cache_shape, mesh)
   return NamedSharding(mesh, spec)
 
 

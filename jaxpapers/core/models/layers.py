@@ -7,7 +7,9 @@ Parameters carry logical axis names in their `axes` metadata (`embed`, `mlp`, `h
 `kv_heads`, `vocab`); `jaxpapers.core.mesh` maps them to mesh axes. Linear kernels are
 stored [in, out] (the transpose of HF's [out, in]).
 
-KV cache: a pytree of per-layer `[B, S, Hkv, Dh]` arrays written at `cache_index`.
+KV cache: a pytree of per-layer `[B, Hkv, S, Dh]` arrays written at `cache_index` (heads
+before slots, so the attention dots read the cache in place; a `[B, S, Hkv, Dh]` cache was
+transposed whole by XLA every decode step).
 Queries at slot `cache_index + t` attend to key slots `<= cache_index + t` that are valid
 in `kv_mask`; with left-padded prompts the pad slots are simply invalid, so rows of
 different lengths share one cache index.
@@ -168,13 +170,13 @@ def apply_rope(x, positions, inv_freq):
 
 @flax.struct.dataclass
 class LayerCache:
-  k: jax.Array  # [B, S, Hkv, Dh]
-  v: jax.Array  # [B, S, Hkv, Dh]
+  k: jax.Array  # [B, Hkv, S, Dh]
+  v: jax.Array  # [B, Hkv, S, Dh]
 
 
 def init_cache(cfg: DecoderConfig, batch: int, max_len: int, dtype=None) -> list[LayerCache]:
   dtype = as_dtype(dtype or cfg.dtype)
-  shape = (batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+  shape = (batch, cfg.num_key_value_heads, max_len, cfg.head_dim)
   return [LayerCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
           for _ in range(cfg.num_hidden_layers)]
 
@@ -217,23 +219,24 @@ class Attention(nnx.Module):
     if self.q_norm is not None:
       q, k = self.q_norm(q), self.k_norm(k)
     q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)     # [B, Hkv, T, Dh]
     if cache is not None:
-      k = jax.lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), (0, cache_index, 0, 0))
-      v = jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), (0, cache_index, 0, 0))
+      k = jax.lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), (0, 0, cache_index, 0))
+      v = jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), (0, 0, cache_index, 0))
       cache = LayerCache(k, v)
     out = _gqa_attention(q, k.astype(q.dtype), v.astype(q.dtype), bias)
     return self.o_proj(out.reshape(b, t, -1)), cache
 
 
 def _gqa_attention(q, k, v, bias):
-  """Grouped-query attention without repeating K/V. q [B,T,H,D], k/v [B,S,Hkv,D]."""
+  """Grouped-query attention without repeating K/V. q [B,T,H,D], k/v [B,Hkv,S,D]."""
   b, t, h, dh = q.shape
-  kv = k.shape[2]
+  kv = k.shape[1]
   q = q.reshape(b, t, kv, h // kv, dh)
-  scores = jnp.einsum('btkgd,bskd->bkgts', q, k).astype(jnp.float32) / math.sqrt(dh)
+  scores = jnp.einsum('btkgd,bksd->bkgts', q, k).astype(jnp.float32) / math.sqrt(dh)
   scores = scores + bias[:, :, None]                         # [B, 1, 1, T, S]
   probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum('bkgts,bskd->btkgd', probs, v)
+  out = jnp.einsum('bkgts,bksd->btkgd', probs, v)
   return out.reshape(b, t, h, dh)
 
 
@@ -290,7 +293,7 @@ class Decoder(nnx.Module):
     b, t = tokens.shape
     if positions is None:
       positions = jnp.broadcast_to(jnp.arange(t), (b, t))
-    s = t if cache is None else cache[0].k.shape[1]
+    s = t if cache is None else cache[0].k.shape[2]
     if kv_mask is None:
       kv_mask = jnp.ones((b, s), jnp.int32)
     q_slots = cache_index + jnp.broadcast_to(jnp.arange(t), (b, t))

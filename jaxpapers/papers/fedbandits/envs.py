@@ -10,7 +10,8 @@ Synthetic (ancestor: cyrilli/Async-LinUCB's simulator): items and a single theta
 all clients drawn uniformly on the unit sphere; each round each client sees K items drawn
 uniformly with replacement from the M items (choice: with replacement); reward = x^T theta*
 + N(0, noise^2). Each round takes one draw of K+2 uint32 words per client from the
-round's key (arm indices by modulo, noise by Box-Muller): one PRNG call per round. MovieLens-100K lives in `movielens.py`.
+round's key (arm indices by modulo, noise by Box-Muller): one PRNG call per round.
+MovieLens-100K lives in `movielens.py`.
 """
 from __future__ import annotations
 

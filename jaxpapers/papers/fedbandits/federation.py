@@ -12,7 +12,9 @@ Accounting (choices where the papers are silent):
   * payment: what the server pays (net of data value); utility of a paid client:
     payment + data value - true cost.
 Clients are sharded over the mesh's batch axes (`data`, `fsdp`) when N divides; the server
-state is replicated. The round key is fold_in(key, t), so chunking does not change results.
+state is replicated, and so is an event's auction (pending statistics of all clients, as
+on a real server): its greedy while-loops then need no collective per iteration. The round
+key is fold_in(key, t), so chunking does not change results.
 """
 from __future__ import annotations
 
@@ -87,16 +89,18 @@ def _no_comm(dtype):
 
 
 def communicate(settings: Settings, protocol, pop: costs_lib.Population, state: State,
-                triggered):
+                triggered, mesh: Mesh | None = None):
   """One communication event -> (state, (communication, payment, participants, paid, 1))."""
   with jax.named_scope(f'communicate_{protocol.name}'):
-    return _communicate(settings, protocol, pop, state, triggered)
+    return _communicate(settings, protocol, pop, state, triggered, mesh)
 
 
-def _communicate(settings: Settings, protocol, pop, state: State, triggered):
+def _communicate(settings: Settings, protocol, pop, state: State, triggered, mesh):
   mech = settings.mechanism
   clients, server = state.clients, state.server
   auction, value = base.make_auction(server, clients, triggered, pop.reported_cost, mech)
+  if mesh is not None:  # the server holds every upload: the greedy loops run collective-free
+    auction = jax.lax.with_sharding_constraint(auction, mesh_lib.replicated(mesh))
   dec = protocol.decide(auction, mech)
   clients, server = linucb.synchronise(clients, server, dec.participate)
   utility = jnp.where(dec.paid, dec.payment + value - pop.true_cost, 0.0)
@@ -109,7 +113,8 @@ def _communicate(settings: Settings, protocol, pop, state: State, triggered):
                  jnp.sum(dec.paid.astype(dtype)), jnp.ones((), dtype))
 
 
-def round_step(settings: Settings, protocol, env: envs.Env, pop, key, state: State):
+def round_step(settings: Settings, protocol, env: envs.Env, pop, key, state: State,
+               mesh: Mesh | None = None):
   """One round for all clients -> (state, RoundStats)."""
   with jax.named_scope('sample'):
     rnd = envs.sample(env, envs.round_key(key, state.t))
@@ -132,12 +137,12 @@ def round_step(settings: Settings, protocol, env: envs.Env, pop, key, state: Sta
     comm = _no_comm(dtype)
   elif protocol.schedule == 'every_round':
     state, comm = communicate(settings, protocol, pop, state,
-                              jnp.zeros(choice.shape, bool))
+                              jnp.zeros(choice.shape, bool), mesh)
   else:
     triggered = linucb.trigger(clients, settings.trigger, settings.threshold)
     state, comm = jax.lax.cond(
         jnp.any(triggered),
-        lambda s: communicate(settings, protocol, pop, s, triggered),
+        lambda s: communicate(settings, protocol, pop, s, triggered, mesh),
         lambda s: (s, _no_comm(dtype)), state)
   return state, RoundStats(regret, *comm, arms=choice.astype(jnp.int32))
 
@@ -175,7 +180,7 @@ def make_runner(settings: Settings, protocol_name: str, rounds: int, mesh: Mesh 
   protocol = protocols.get(protocol_name)
 
   def run(state, env, pop, key):
-    body = lambda s, _: round_step(settings, protocol, env, pop, key, s)
+    body = lambda s, _: round_step(settings, protocol, env, pop, key, s, mesh)
     return jax.lax.scan(body, state, None, length=rounds)
 
   if mesh is None:

@@ -97,12 +97,20 @@ def observe(c: Clients, x, reward) -> Clients:
 
 
 def logdet_spd(m):
+  """log det of one SPD matrix [d, d] via LAPACK Cholesky (never call it under vmap: see
+  `logdet_spd_batched`)."""
+  chol = jnp.linalg.cholesky(m)
+  return 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+
+
+def logdet_spd_batched(m):
   """log det of SPD matrices [..., d, d]: the sum of log pivots of Gaussian elimination
   (= Cholesky, without the square roots), unrolled over d on a shrinking trailing block.
 
-  Written with plain jnp ops on purpose: jaxlib's batched LAPACK potrf parallelises the
-  batch on a thread pool that the devices share, and with 8 CPU devices calling it at once
-  (clients sharded, N >= ~800) every device thread waited on that pool forever.
+  Plain jnp ops on purpose: jaxlib's batched LAPACK potrf parallelises the batch on a
+  thread pool that the devices share, and with 8 CPU devices calling it at once (clients
+  sharded, N >= ~800) every device thread waited on that pool forever. Use it for every
+  batched or vmapped log det; for one matrix LAPACK is faster.
   """
   ld = jnp.zeros(m.shape[:-2], m.dtype)
   for _ in range(m.shape[-1]):

@@ -49,8 +49,9 @@ def test_logdet_batched_matches_numpy():
   rng = np.random.default_rng(1)
   x = rng.standard_normal((7, 5, 9))
   m = x @ x.transpose(0, 2, 1) + 0.1 * np.eye(5)
-  np.testing.assert_allclose(np.asarray(jax.jit(linucb.logdet_spd)(jnp.asarray(m))),
+  np.testing.assert_allclose(np.asarray(jax.jit(linucb.logdet_spd_batched)(jnp.asarray(m))),
                              np.linalg.slogdet(m)[1], atol=1e-10)
+  assert float(linucb.logdet_spd(jnp.asarray(m[0]))) == pytest.approx(np.linalg.slogdet(m[0])[1])
 
 
 def test_alpha_matches_formula():

@@ -19,18 +19,20 @@ FACTORS = (0.0, 0.3, 0.6, 0.9, 1.1, 1.5, 2.0, 4.0)
 
 
 def random_auction(seed, net=None):
-  """Base lam*I + some data; each client holds 1-5 pending outer products."""
+  """Server V_g = lam*I + some data; each client holds 1-5 pending outer products; with an
+  odd seed client 0 triggered the event (uploads unpaid, outside the auction)."""
   rng = np.random.default_rng(seed)
-  base_gram = 0.1 * np.eye(D) + sum(np.outer(x, x) for x in rng.standard_normal((3, D)))
+  server = 0.1 * np.eye(D) + sum(np.outer(x, x) for x in rng.standard_normal((3, D)))
   pending = np.stack([sum(np.outer(x, x) for x in rng.standard_normal((rng.integers(1, 6), D)))
                       for _ in range(N)])
   net = rng.uniform(0.0, 1.0, N) if net is None else np.asarray(net, float)
-  full = base_gram + pending.sum(0)
+  triggered = np.arange(N) < seed % 2
+  base_gram = server + pending[triggered].sum(0)
   return base.Auction(
       base_gram=jnp.asarray(base_gram), base_logdet=jnp.asarray(reference.logdet(base_gram)),
-      pending=jnp.asarray(pending), triggered=jnp.zeros(N, bool), net_cost=jnp.asarray(net),
-      eligible=jnp.asarray(net <= MECH.max_payment),
-      target=jnp.asarray(reference.logdet(full) + math.log(MECH.beta)))
+      pending=jnp.asarray(pending), triggered=jnp.asarray(triggered),
+      net_cost=jnp.asarray(net), eligible=jnp.asarray(~triggered & (net <= MECH.max_payment)),
+      target=jnp.asarray(reference.logdet(server + pending.sum(0)) + math.log(MECH.beta)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +43,7 @@ def decide(name):
 def outcome(name, auction, j, report):
   """(selected, payment) of client j when it reports net cost `report`."""
   net = auction.net_cost.at[j].set(report)
-  a = auction.replace(net_cost=net, eligible=net <= MECH.max_payment)
+  a = auction.replace(net_cost=net, eligible=~auction.triggered & (net <= MECH.max_payment))
   d = decide(name)(a, MECH)
   return bool(d.paid[j]), float(d.payment[j])
 

@@ -41,11 +41,15 @@ class Cover:
 
 def initial_gains(auction: base.Auction):
   """[N] log-det gain of each client's pending data over the base."""
-  return linucb.logdet_spd(auction.base_gram + auction.pending) - auction.base_logdet
+  return linucb.logdet_spd_batched(auction.base_gram + auction.pending) - auction.base_logdet
 
 
 def _step(auction: base.Auction, mech: base.Mechanism, probe, c: Cover) -> Cover:
-  """One lazy-greedy iteration: pick the top candidate if fresh, else refresh its gain."""
+  """One lazy-greedy iteration: pick the top candidate if fresh, else refresh its gain.
+
+  With a probe the search runs vmapped (Truth-FedBan's critical values), so its log dets
+  use the batched-safe `logdet_spd_batched`."""
+  logdet = linucb.logdet_spd if probe is None else linucb.logdet_spd_batched
   index = jnp.arange(auction.net_cost.shape[0])
   cand = auction.eligible & ~c.selected & (c.bound > mech.gain_tol)
   if probe is not None:
@@ -53,12 +57,12 @@ def _step(auction: base.Auction, mech: base.Mechanism, probe, c: Cover) -> Cover
   has = jnp.any(cand)
   ratio = jnp.where(cand, c.bound / jnp.maximum(auction.net_cost, mech.eps), -jnp.inf)
   k = jnp.argmax(ratio)
-  ld_k = linucb.logdet_spd(c.gram + auction.pending[k])
+  ld_k = logdet(c.gram + auction.pending[k])
   pick = has & c.fresh[k]
   refresh = has & ~c.fresh[k]
   threshold = c.threshold
   if probe is not None:
-    gain_p = linucb.logdet_spd(c.gram + auction.pending[probe]) - c.logdet
+    gain_p = logdet(c.gram + auction.pending[probe]) - c.logdet
     live = gain_p > mech.gain_tol
     step = jnp.where(pick & live, gain_p / ratio[k], -jnp.inf)
     threshold = jnp.maximum(threshold, jnp.where(~has & live, jnp.inf, step))
