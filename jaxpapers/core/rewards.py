@@ -27,24 +27,23 @@ only whitespace around and between (DeepSeek-R1 style), checked without regex ba
 starts with <think>, has no second <think>, and closes </think>. `make_regex_format_reward`
 builds a reward from any pattern (the caller owns its worst case).
 
-QA (`exact_match`, `f1`, `substring_recall`): SQuAD v1.1 normalisation (lower-case, strip
-punctuation and articles a/an/the, collapse whitespace), max over gold aliases. The prediction
-is the last <answer>...</answer> when present, else the whole completion. substring_recall is
-1 when a normalised gold alias occurs, on word boundaries, in the normalised prediction
+QA (`exact_match`, `f1`, `substring_accuracy`, `retrieval_recall` from `qa_metrics`, and
+`substring_recall`): SQuAD v1.1 normalisation, max over gold aliases; the prediction is the
+last <answer>...</answer> when present, else the whole completion. substring_recall is 1 when
+a normalised gold alias occurs, on word boundaries, in the normalised prediction
 (Search-R1/R1-Searcher's "cover" match; word boundaries so that '1' is not found in '10').
 """
 from __future__ import annotations
 
-import collections
 import fractions
 import functools
 import math
 import re
 import signal
-import string
 import threading
 from typing import Any, Callable
 
+from jaxpapers.core import qa_metrics
 from jaxpapers.core.registry import Registry
 
 REWARDS = Registry('reward')
@@ -57,19 +56,7 @@ _CHEAP_FUNCTIONS = frozenset((
     'sin', 'cos', 'tan', 'cot', 'sec', 'csc', 'asin', 'acos', 'atan', 'acot', 'asec', 'acsc',
     'sinh', 'cosh', 'tanh', 'coth', 'log', 'Abs', 'sign', 'floor', 'ceiling', 'frac', 'Mod',
     'Max', 'Min', 're', 'im', 'arg', 'conjugate', 'Piecewise'))
-_PUNCTUATION = frozenset(string.punctuation)
 _NUMBER = re.compile(r'[-+]?(?:\d+(?:\.\d*)?|\.\d+)')
-
-
-def _as_text(completion: Any) -> str | None:
-  """A completion as text: str as is, TRL chat format -> last message content, else None."""
-  if isinstance(completion, str):
-    return completion
-  if isinstance(completion, (list, tuple)) and completion:
-    last = completion[-1]
-    if isinstance(last, dict) and isinstance(last.get('content'), str):
-      return last['content']
-  return None
 
 
 class _Deadline(BaseException):
@@ -246,7 +233,7 @@ def _math_verify(gold: str, pred: str, strict: bool) -> bool:
 @total
 def math_reward(completion, answer, *, time_budget_s: float = 1.0) -> float:
   """1.0 when the completion's final answer equals the gold answer mathematically."""
-  text, gold_text = _as_text(completion), _as_text(answer)
+  text, gold_text = qa_metrics.as_text(completion), qa_metrics.as_text(answer)
   if text is None or gold_text is None:
     return 0.0
   pred, gold = extract_math_answer(text), gold_math_answer(gold_text)
@@ -277,7 +264,7 @@ def _one(text: str, tag: str) -> int:
 def format_reward(completion, answer=None) -> float:
   """1.0 for '<think>...</think> <answer>...</answer>' and nothing else (R1 template)."""
   del answer
-  text = _as_text(completion)
+  text = qa_metrics.as_text(completion)
   if text is None:
     return 0.0
   s = text.strip()
@@ -293,7 +280,7 @@ def format_reward(completion, answer=None) -> float:
 def think_format_reward(completion, answer=None) -> float:
   """TRL think_format_reward: starts with <think>, one <think> only, </think> closes it."""
   del answer
-  text = _as_text(completion)
+  text = qa_metrics.as_text(completion)
   if text is None or not text.startswith('<think>'):
     return 0.0
   rest = text[len('<think>'):]
@@ -306,7 +293,7 @@ def make_regex_format_reward(pattern: str, flags: int = re.DOTALL) -> Callable[.
 
   @total
   def regex_format_reward(completion, answer=None) -> float:
-    text = _as_text(completion)
+    text = qa_metrics.as_text(completion)
     return float(text is not None and compiled.fullmatch(text.strip()) is not None)
   return regex_format_reward
 
@@ -314,70 +301,20 @@ def make_regex_format_reward(pattern: str, flags: int = re.DOTALL) -> Callable[.
 # ----------------------------------------------------------------------------- QA
 
 
-def normalize_answer(s: str) -> str:
-  """SQuAD v1.1 normalisation: lower, drop punctuation and articles, squeeze spaces."""
-  s = s.lower()
-  s = ''.join(ch for ch in s if ch not in _PUNCTUATION)
-  s = re.sub(r'\b(a|an|the)\b', ' ', s)
-  return ' '.join(s.split())
-
-
-def _golds(answer) -> list[str]:
-  if isinstance(answer, str):
-    return [answer]
-  if isinstance(answer, (list, tuple)):
-    return [a for a in answer if isinstance(a, str)]
-  return []
-
-
-def _prediction(completion) -> str | None:
-  text = _as_text(completion)
-  if text is None:
-    return None
-  tagged = last_tag(text)
-  return text if tagged is None else tagged
-
-
-def f1_score(prediction: str, gold: str) -> float:
-  """SQuAD token F1 between two strings (after normalisation)."""
-  pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-  if not pred or not ref:
-    return float(pred == ref)
-  common = sum((collections.Counter(pred) & collections.Counter(ref)).values())
-  if common == 0:
-    return 0.0
-  precision, recall = common / len(pred), common / len(ref)
-  return 2 * precision * recall / (precision + recall)
-
-
-@register('exact_match')
-@total
-def exact_match_reward(completion, answer) -> float:
-  """1.0 when the normalised prediction equals a normalised gold alias."""
-  pred = _prediction(completion)
-  if pred is None:
-    return 0.0
-  norm = normalize_answer(pred)
-  return float(any(norm == normalize_answer(g) for g in _golds(answer)))
-
-
-@register('f1')
-@total
-def f1_reward(completion, answer) -> float:
-  """Max SQuAD token F1 over gold aliases."""
-  pred = _prediction(completion)
-  if pred is None:
-    return 0.0
-  return max((f1_score(pred, g) for g in _golds(answer)), default=0.0)
+# EM / F1 / substring accuracy / retrieval recall are the shared ones in `qa_metrics` (the
+# retrieval eval and the QA papers score with the same functions); registered here by name.
+normalize_answer = qa_metrics.normalize_answer
+for _name, _reward in qa_metrics.QA_REWARDS.items():
+  register(_name)(_reward)
 
 
 @register('substring_recall')
 @total
 def substring_recall_reward(completion, answer) -> float:
-  """1.0 when a (non-empty) normalised gold alias occurs in the normalised prediction."""
-  pred = _prediction(completion)
+  """1.0 when a normalised gold alias occurs, on word boundaries, in the normalised
+  prediction (Search-R1's "cover" match; unlike `substring_accuracy`, '1' is not in '10')."""
+  pred = qa_metrics.extract_answer(completion)
   if pred is None:
     return 0.0
   norm = f' {normalize_answer(pred)} '
-  golds = [normalize_answer(g) for g in _golds(answer)]
-  return float(any(g and f' {g} ' in norm for g in golds))
+  return float(any(f' {g} ' in norm for g in qa_metrics.gold_aliases(answer)))
