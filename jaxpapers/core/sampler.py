@@ -23,6 +23,8 @@
   over token-sequence matching, which misses a string spelled with other tokens, and over
   host checks between chunks, which sync and over-generate). The EOS or stop-completing
   token is kept in the output; `pad_id` fills the rest.
+- Streaming (`on_chunk`): the same compiled decode loop is run to a dynamic step bound in
+  chunks, handing the partial output to the caller between chunks.
 """
 from __future__ import annotations
 
@@ -218,10 +220,11 @@ def _prefill(params, tokens, prompt_mask, row_ids, rng, knobs, *, graphdef, mode
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'mode'), donate_argnums=(1,))
-def _decode(params, cache, carry: _Carry, prompt_mask, row_ids, rng, knobs, *, graphdef,
-            mode: _Mode) -> tuple[SamplerOutput, Any]:
-  """Decodes until every row is done or N tokens. The cache is donated and returned, so
-  the loop updates it in place (XLA aliases a donated input only to an output)."""
+def _decode(params, cache, carry: _Carry, prompt_mask, row_ids, rng, knobs, until, *, graphdef,
+            mode: _Mode) -> tuple[_Carry, Any]:
+  """Decodes until every row is done or `until` (<= N) tokens. The cache is donated and
+  returned, so the loop updates it in place (XLA aliases a donated input only to an output);
+  `until` is dynamic, so streaming in chunks reuses the same compiled loop."""
   model = nnx.merge(graphdef, params)
   length = prompt_mask.shape[1]
   kv_mask = _kv_mask(prompt_mask, mode.max_new)
@@ -229,7 +232,7 @@ def _decode(params, cache, carry: _Carry, prompt_mask, row_ids, rng, knobs, *, g
 
   def cond(state):
     c, _ = state
-    return (c.step < mode.max_new) & ~jnp.all(c.done)
+    return (c.step < until) & ~jnp.all(c.done)
 
   def body(state):
     c, cache = state
@@ -239,9 +242,13 @@ def _decode(params, cache, carry: _Carry, prompt_mask, row_ids, rng, knobs, *, g
     logits = model.logits_from_hidden(h[:, 0])
     return _record(c, logits, rng, row_ids, knobs, mode), cache
 
-  c, cache = jax.lax.while_loop(cond, body, (carry, cache))
-  return SamplerOutput(tokens=c.tokens, logprobs=c.logprobs, lengths=c.lengths,
-                       finish_reason=c.finish), cache
+  return jax.lax.while_loop(cond, body, (carry, cache))
+
+
+def _output(c: _Carry, rows: int) -> SamplerOutput:
+  out = SamplerOutput(tokens=c.tokens, logprobs=c.logprobs, lengths=c.lengths,
+                      finish_reason=c.finish)
+  return out if c.tokens.shape[0] == rows else jax.tree.map(lambda x: x[:rows], out)
 
 
 # ----------------------------------------------------------------------------- host side
@@ -311,7 +318,8 @@ def _knobs(temperature, top_p, eos_ids, matcher) -> dict:
 def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, stop=None, tokenizer=None,
              eos_ids: Sequence[int] = (), pad_id: int = 0, prompt_mask=None, mesh=None,
-             prompt_bucket: int = 0, pad_batch_to: int = 0) -> SamplerOutput:
+             prompt_bucket: int = 0, pad_batch_to: int = 0, on_chunk=None,
+             chunk_tokens: int = 16) -> SamplerOutput:
   """Samples continuations of a batch of prompts.
 
   Args:
@@ -328,6 +336,8 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
       the mesh (`split(model, mesh)`), or a model, whose params are then placed each call.
     prompt_bucket: bucket prompt lengths to multiples of this (0 = powers of two).
     pad_batch_to: run with at least this many rows (dummy rows are dropped).
+    on_chunk: streaming: called with the partial SamplerOutput after the first token and
+      then every `chunk_tokens` decode steps (one host sync per chunk, not per token).
   Returns:
     SamplerOutput with [B, N] tokens and logprobs, [B] lengths and finish reasons.
   """
@@ -349,9 +359,18 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
     tokens, mask, row_ids = jax.device_put((tokens, mask, row_ids), (rows2, rows2, rows1))
   knobs = _knobs(temperature, top_p, eos_ids, matcher)
   cache, carry = _prefill(params, tokens, mask, row_ids, rng, knobs, graphdef=graphdef, mode=mode)
-  out, _ = _decode(params, cache, carry, mask, row_ids, rng, knobs, graphdef=graphdef,
-                   mode=mode)
-  return out if out.tokens.shape[0] == b else jax.tree.map(lambda x: x[:b], out)
+  run = lambda carry, cache, until: _decode(  # noqa: E731
+      params, cache, carry, mask, row_ids, rng, knobs, np.int32(until), graphdef=graphdef,
+      mode=mode)
+  if on_chunk is None:
+    return _output(run(carry, cache, max_new_tokens)[0], b)
+  until = 1
+  on_chunk(_output(carry, b))
+  while until < max_new_tokens and not bool(jnp.all(carry.done)):
+    until = min(until + max(1, chunk_tokens), max_new_tokens)
+    carry, cache = run(carry, cache, until)
+    on_chunk(_output(carry, b))
+  return _output(carry, b)
 
 
 def _cache_sharding(mesh, cfg: layers.DecoderConfig, shape, max_new):
@@ -381,14 +400,17 @@ def decode_completions(tokenizer, out: SamplerOutput, skip_special_tokens: bool 
 
 def generate_text(model, tokenizer, prompts: Sequence[Any], *, max_new_tokens: int, rng,
                   chat: bool = True, system: str | None = None, stop: Sequence[str] = (),
-                  **kwargs) -> list[str]:
+                  on_text=None, **kwargs) -> list[str]:
   """Text in, text out: each prompt (a string or a list of chat messages) goes through the
   tokenizer's chat template unless `chat=False`; stops at the chat end-of-turn tokens and at
-  `stop` strings. Other kwargs go to `generate`."""
+  `stop` strings. `on_text(text)` streams the first row's text as it grows. Other kwargs go
+  to `generate`."""
   texts = [tok_lib.chat_prompt(tokenizer, p, system=system) if chat else p for p in prompts]
   ids = [tok_lib.encode(tokenizer, t) for t in texts]
   kwargs.setdefault('eos_ids', tok_lib.stop_token_ids(tokenizer))
   kwargs.setdefault('pad_id', tokenizer.pad_token_id)
+  if on_text is not None:
+    kwargs['on_chunk'] = lambda partial: on_text(decode_completions(tokenizer, partial)[0])
   out = generate(model, ids, max_new_tokens=max_new_tokens, rng=rng, stop=list(stop) or None,
                  tokenizer=tokenizer, **kwargs)
   return decode_completions(tokenizer, out)

@@ -178,6 +178,19 @@ def test_generate_stops_per_row_on_eos_and_stop_string(qwen3_model):
   assert np.asarray(out.finish_reason).tolist()[0] == sampler.FINISH_EOS
 
 
+def test_streaming_chunks_equal_one_call_and_reuse_the_compiled_loop(qwen3_model):
+  kw = dict(max_new_tokens=N, rng=jax.random.key(3), **SAMPLED)
+  whole = sampler.generate(qwen3_model, PROMPTS, **kw)
+  before = sampler.compile_count()
+  seen = []
+  streamed = sampler.generate(qwen3_model, PROMPTS, on_chunk=lambda o: seen.append(
+      np.asarray(o.lengths).tolist()), chunk_tokens=3, **kw)
+  assert sampler.compile_count() == before
+  np.testing.assert_array_equal(streamed.tokens, whole.tokens)
+  np.testing.assert_allclose(streamed.logprobs, whole.logprobs, atol=1e-6)
+  assert seen == [[1, 1], [4, 4], [7, 7], [8, 8]]
+
+
 # ----------------------------------------------------------------------------- compile, mesh
 
 

@@ -63,3 +63,22 @@ def test_generate_config_loads_with_greedy_variant():
   assert generate_config.get_config('greedy').temperature == 0.0
   assert generate_config.get_config().experiment == 'generate'
   assert np.isclose(generate_config.get_config().top_p, 1.0)
+
+
+def test_chat_loop_keeps_the_conversation_and_streams_each_reply(capsys):
+  lines = iter(['Hi', '', 'And then?', 'exit', 'never read'])
+  calls = []
+
+  def fake_sample(prompts, on_text):
+    calls.append(prompts[0])
+    reply = f'reply {len(calls)}'
+    for n in range(1, len(reply) + 1):
+      on_text(reply[:n] + '\ufffd')                  # partial character held back
+    return [reply]
+
+  prompts, texts = generate_runner.chat_loop(fake_sample, read=lambda _: next(lines))
+  assert prompts == ['Hi', 'And then?'] and texts == ['reply 1', 'reply 2']
+  assert calls[1] == [{'role': 'user', 'content': 'Hi'},
+                      {'role': 'assistant', 'content': 'reply 1'},
+                      {'role': 'user', 'content': 'And then?'}]
+  assert capsys.readouterr().out == 'reply 1\nreply 2\n'
