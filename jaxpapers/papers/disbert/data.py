@@ -144,6 +144,8 @@ def bow(texts: Sequence[str], vocab: Sequence[str], max_words: int):
 
 # ----------------------------------------------------------------------------- encoding
 
+TOKEN_FIELDS = ('input_ids', 'token_type_ids', 'attention_mask')
+
 
 def encode(rows: Sequence[dict], task: Task, tokenizer, seq_len: int, vocab: Sequence[str],
            max_words: int) -> tuple[dict[str, np.ndarray], int]:
@@ -183,6 +185,18 @@ def eval_batches(arrays: dict[str, np.ndarray], batch_size: int):
     weight = (idx < n).astype(np.float32)
     idx = np.where(idx < n, idx, 0)
     yield {**{k: v[idx] for k, v in arrays.items()}, 'weight': weight}
+
+
+def trim(batch: dict[str, np.ndarray], bucket: int) -> dict[str, np.ndarray]:
+  """Drops padding columns beyond the batch's longest pair, rounded up to a multiple of
+  `bucket` (few distinct shapes, so few compiles). 0 = keep the full length. Trimming is per
+  process: multi-host runs must use 0 so every process feeds the same shape."""
+  if not bucket:
+    return batch
+  mask = batch['attention_mask']
+  longest = int(mask.sum(1).max()) if mask.size else 0
+  keep = min(mask.shape[1], max(bucket, -(-longest // bucket) * bucket))
+  return {k: v[:, :keep] if k in TOKEN_FIELDS else v for k, v in batch.items()}
 
 
 def summary(arrays: dict[str, Any]) -> dict:

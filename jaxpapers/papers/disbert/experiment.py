@@ -17,12 +17,14 @@ attention). Checkpointing is not wired: runs are minutes to an hour and restart 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 from jax.experimental import multihost_utils
 
 from jaxpapers.core import config as config_lib
@@ -41,7 +43,7 @@ from jaxpapers.papers.disbert import vq as vq_lib
 
 require = config_lib.require
 SELECT = {'regression': 'spearman', 'classification': 'accuracy'}
-INPUTS = ('input_ids', 'token_type_ids', 'attention_mask')
+INPUTS = pairs.TOKEN_FIELDS
 
 
 def validate(c) -> None:
@@ -52,6 +54,8 @@ def validate(c) -> None:
                             'disbert.topic_dim', 'disbert.ntm_hidden', 'loss.tau')
   config_lib.check_choice(c, 'disbert.pool', model_lib.POOLS)
   config_lib.check_choice(c, 'loss.regression_loss', steps_lib.REGRESSION_LOSSES)
+  require(c.data.bucket >= 0, 'data.bucket', f'must be >= 0, got {c.data.bucket!r}')
+  require(c.seq_len <= 512, 'seq_len', f'{c.seq_len} > 512 BERT positions')
   require(bool(seeds(c)), 'seeds', f'{c.seeds!r}: give comma-separated integers')
   names = [s for s in c.schedule.split(',') if s]
   require(bool(names), 'schedule', 'names no stage')
@@ -140,10 +144,11 @@ def backbone(c, vocab_size: int, seed: int) -> bert_lib.Bert:
 
 
 def evaluate(predict, params, arrays, batch_size: int, sharding, kind: str,
-             num_codes: int) -> dict:
+             num_codes: int, bucket: int = 0) -> dict:
   """Task metrics (+ codebook perplexity and codes used over valid tokens) on one split."""
   preds, counts = [], np.zeros((num_codes,), np.float64)
   for b in pairs.eval_batches(arrays, batch_size):
+    b = pairs.trim(b, bucket)
     p, idx = predict(params, data_lib.to_global({k: b[k] for k in INPUTS}, sharding))
     keep = b['weight'] > 0
     preds.append(np.asarray(multihost_utils.process_allgather(p, tiled=True))[keep])
@@ -165,76 +170,108 @@ def evaluate(predict, params, arrays, batch_size: int, sharding, kind: str,
 # ----------------------------------------------------------------------------- one seed
 
 
-def run_seed(c, seed: int, mesh, task, arrays, vocab, vocab_size: int, writer, step0: int):
-  """Trains the schedule for one seed; returns (results dict, last global step)."""
-  t0 = time.time()
-  kind = task.kind
-  mcfg = model_lib.DisBertConfig(
+def fresh_state(params, usage, rng, *, optimizer, step: int) -> steps_lib.State:
+  """A stage's state: its own optimizer state, the global step and code usage carried on."""
+  return steps_lib.State(step=jnp.asarray(step, jnp.int32), params=params,
+                         opt_state=optimizer.init(params), rng=rng, usage=usage)
+
+
+def model_config(c, task, vocab) -> model_lib.DisBertConfig:
+  return model_lib.DisBertConfig(
       num_topics=c.disbert.num_topics, topic_dim=c.disbert.topic_dim, bow_vocab=len(vocab),
       ntm_hidden=c.disbert.ntm_hidden, use_vq=not c.baseline,
       sem_attention=c.disbert.sem_attention, sem_scale=c.disbert.sem_scale,
       num_outputs=task.num_outputs, pool=c.disbert.pool, head_dropout=c.disbert.head_dropout)
-  lcfg = steps_lib.LossConfig(kind=kind, regression_loss=c.loss.regression_loss,
+
+
+def loss_config(c, task) -> steps_lib.LossConfig:
+  return steps_lib.LossConfig(kind=task.kind, regression_loss=c.loss.regression_loss,
                               commitment=c.loss.commitment, tau=c.loss.tau,
                               usage_decay=c.loss.usage_decay,
                               dead_threshold=c.loss.dead_threshold,
                               reinit_every=c.loss.reinit_every)
-  from flax import nnx  # pylint: disable=import-outside-toplevel
+
+
+@dataclasses.dataclass
+class Run:
+  """What one seed's stages share: model graph, eval fn, data, and the running best."""
+  graphdef: object
+  predict: object
+  mesh: object
+  arrays: dict
+  num_codes: int
+  writer: object
+  best: tuple | None = None          # (dev metrics + step, params copy)
+  history: list = dataclasses.field(default_factory=list)
+
+  def evaluate(self, c, params, split: str, kind: str) -> dict:
+    return evaluate(self.predict, params, self.arrays[split], c.eval_batch_size,
+                    mesh_lib.batch_sharding(self.mesh), kind, self.num_codes, c.data.bucket)
+
+
+def train_stage(c, run: Run, stage: steps_lib.Stage, st: steps_lib.State, lcfg, seed: int,
+                index: int, step: int) -> tuple[steps_lib.State, int]:
+  """Runs one stage from global `step`; task stages evaluate dev every `eval_every` steps."""
+  n_steps = stage.num_steps(len(run.arrays['train']['label']))
+  optimizer = steps_lib.stage_optimizer(stage, n_steps)
+  st = jax.jit(functools.partial(fresh_state, optimizer=optimizer, step=step))(
+      st.params, st.usage, st.rng)
+  shardings = jax.tree.map(lambda x: x.sharding, st)
+  ndims = {k: 2 for k in (*INPUTS, 'bow_ids', 'bow_counts')} | {'label': 1}
+  step_fn = train_lib.compile_step(
+      steps_lib.make_train_step(run.graphdef, optimizer, stage, lcfg), shardings, run.mesh,
+      ndims)
+  it = pairs.train_batches(run.arrays['train'], stage.batch_size, seed * 1000 + index)
+  batches = (to_global(pairs.trim(b, c.data.bucket), run.mesh) for b in it)
+  every = stage.eval_every if (stage.task and stage.eval_every) else n_steps
+  end = step + n_steps
+  print(f'seed {seed} stage {stage.name}: {n_steps} steps of {stage.batch_size} pairs',
+        flush=True)
+  while step < end:
+    stop = min(step + every, end)
+    st = train_lib.run_loop(step_fn, st, batches, start_step=step, total_steps=stop,
+                            log_every=c.log_every, checkpointer=None, writer=run.writer,
+                            desc=stage.name)
+    step = stop
+    if stage.task:
+      dev = run.evaluate(c, st.params, 'dev', lcfg.kind)
+      run.writer.write(step, {f'dev/{k}': v for k, v in dev.items()} | {'seed': seed})
+      run.history.append({'step': step, **dev})
+      metric = c.select_metric or SELECT[lcfg.kind]
+      if run.best is None or dev[metric] > run.best[0][metric]:
+        run.best = (dict(dev, step=step), jax.tree.map(jnp.copy, st.params))
+  return st, step
+
+
+def run_seed(c, seed: int, mesh, task, arrays, vocab, vocab_size: int, writer, step0: int):
+  """Trains the schedule for one seed; returns (results dict, last global step)."""
+  t0 = time.time()
+  mcfg, lcfg = model_config(c, task, vocab), loss_config(c, task)
   model = model_lib.build(mcfg, backbone(c, vocab_size, seed), seed)
   graphdef, state = nnx.split(model)
   params = jax.device_put(nnx.to_pure_dict(state), mesh_lib.param_shardings(state, mesh))
   del model, state
-  batch_sharding = mesh_lib.batch_sharding(mesh)
-  predict = jax.jit(steps_lib.make_predict(graphdef, kind))
-  n_train = len(arrays['train']['label'])
-  usage = jnp.full((mcfg.num_topics if mcfg.use_vq else 1,), 1.0 / mcfg.num_topics)
-  step, best, history = step0, None, []
-  key = jax.random.PRNGKey(seed)
+  run = Run(graphdef, jax.jit(steps_lib.make_predict(graphdef, task.kind)), mesh, arrays,
+            mcfg.num_topics, writer)
+  k = mcfg.num_topics if mcfg.use_vq else 1
+  # Placeholder optimizer state; each stage builds its own in train_stage.
+  st = steps_lib.State(step=jnp.zeros((), jnp.int32), params=params, opt_state=(),
+                       rng=jax.random.PRNGKey(seed), usage=jnp.full((k,), 1.0 / k))
+  step = step0
   for i, stage in enumerate(stages_from(c)):
     config_lib.check_divisible(c, f'stages.{stage.name}.batch_size',
                                mesh_lib.batch_divisor(mesh), f'mesh {dict(mesh.shape)}')
     if stage.init_codebook:
-      params = {**params, 'codebook': jnp.array(params['ntm']['topic_emb'])}
-    n_steps = stage.num_steps(n_train)
-    optimizer = steps_lib.stage_optimizer(stage, n_steps)
-    st = jax.jit(lambda p, o=optimizer, s=step, u=usage: steps_lib.State(
-        step=jnp.asarray(s, jnp.int32), params=p, opt_state=o.init(p),
-        rng=jax.random.fold_in(key, i), usage=u))(params)
-    shardings = jax.tree.map(lambda x: x.sharding, st)
-    step_fn = train_lib.compile_step(steps_lib.make_train_step(graphdef, optimizer, stage, lcfg),
-                                     shardings, mesh, {k: 2 for k in
-                                                       (*INPUTS, 'bow_ids', 'bow_counts')} |
-                                     {'label': 1})
-    it = pairs.train_batches(arrays['train'], stage.batch_size, seed * 1000 + i)
-    batches = (to_global(b, mesh) for b in it)
-    every = stage.eval_every if (stage.task and stage.eval_every) else n_steps
-    end = step + n_steps
-    print(f'seed {seed} stage {stage.name}: {n_steps} steps of {stage.batch_size} pairs',
-          flush=True)
-    while step < end:
-      stop = min(step + every, end)
-      st = train_lib.run_loop(step_fn, st, batches, start_step=step, total_steps=stop,
-                              log_every=c.log_every, checkpointer=None, writer=writer,
-                              desc=f'{stage.name}')
-      step = stop
-      if stage.task:
-        dev = evaluate(predict, st.params, arrays['dev'], c.eval_batch_size, batch_sharding,
-                       kind, mcfg.num_topics)
-        writer.write(step, {f'dev/{k}': v for k, v in dev.items()} | {'seed': seed})
-        history.append({'step': step, **dev})
-        metric = c.select_metric or SELECT[kind]
-        if best is None or dev[metric] > best[0][metric]:
-          best = (dict(dev, step=step), jax.tree.map(jnp.copy, st.params))
-    params, usage = st.params, st.usage
-  test_last = evaluate(predict, params, arrays['test'], c.eval_batch_size, batch_sharding, kind,
-                       mcfg.num_topics)
-  test_best = evaluate(predict, best[1], arrays['test'], c.eval_batch_size, batch_sharding,
-                       kind, mcfg.num_topics)
-  out = {'seed': seed, 'dev_best': best[0], 'test': test_best, 'test_last': test_last,
-         'dev_history': history, 'wall_s': round(time.time() - t0, 1)}
+      st = st.replace(params={**st.params, 'codebook': jnp.array(st.params['ntm']['topic_emb'])})
+    st = st.replace(rng=jax.random.fold_in(jax.random.PRNGKey(seed), i))
+    st, step = train_stage(c, run, stage, st, lcfg, seed, i, step)
+  out = {'seed': seed, 'dev_best': run.best[0],
+         'test': run.evaluate(c, run.best[1], 'test', task.kind),
+         'test_last': run.evaluate(c, st.params, 'test', task.kind),
+         'dev_history': run.history, 'wall_s': round(time.time() - t0, 1)}
   if mcfg.use_vq:
-    ntm_model = nnx.merge(graphdef, params).ntm
-    out['topics'] = ntm_lib.top_words(ntm_model.log_beta(), vocab, c.topic_words)
+    log_beta = nnx.merge(graphdef, st.params).ntm.log_beta()
+    out['topics'] = ntm_lib.top_words(log_beta, vocab, c.topic_words)
   return out, step
 
 
