@@ -29,7 +29,11 @@ def kl_standard_normal(mu, logvar):
 
 
 def reconstruction_nll(bow, log_theta, log_beta):
-  """-sum_v x_v log sum_k theta_k beta_kv, in log space.
+  """-sum_v x_v log sum_k theta_k beta_kv.
+
+  The mixture is one [B, K] @ [K, V] matmul in probability space (both factors are
+  softmax outputs, so it is >= the smallest beta and needs only a floor against log 0); a
+  log-space logsumexp would materialise [B, K, V] and was ~20x slower on CPU.
 
   Args:
     bow: [B, V] word counts.
@@ -38,8 +42,8 @@ def reconstruction_nll(bow, log_theta, log_beta):
   Returns:
     [B] negative log-likelihood of each document's words.
   """
-  log_p = jax.nn.logsumexp(log_theta[:, :, None] + log_beta[None], axis=1)   # [B, V]
-  return -jnp.sum(bow * log_p, axis=-1)
+  p = jnp.exp(log_theta) @ jnp.exp(log_beta)                                  # [B, V]
+  return -jnp.sum(bow * jnp.log(jnp.maximum(p, 1e-30)), axis=-1)
 
 
 class NTM(nnx.Module):
