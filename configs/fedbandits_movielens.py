@@ -10,9 +10,11 @@ recbole/dataset_example/ml-100k/ml-100k.inter (located, never imported).
   python -m jaxpapers.launch --config=configs/fedbandits_movielens.py --workdir=/tmp/fb_ml
 
 Variants: `:quick` (N=8, T=40; seconds), `:n=943,t=1000` (sizes).
-Expected (2 shared CPU cores, float64): a few minutes; per-interaction regret of
-independent LinUCB well above the federated protocols; incentive protocols communicate and
-pay far less than centralised (README has the measured table).
+Expected (2 shared CPU cores, float64): ~3.5 minutes. Measured: the shared-theta protocols
+all end near regret 132,500 (0.66 per interaction) and independent LinUCB lower (103,078):
+with 1,000 rounds per user a per-user model learns that user's taste, which one shared theta
+(the papers' assumption) cannot; Inc-FedUCB / Truth-FedBan match DisLinUCB's regret while
+paying 606.8 / 1,008.9 vs 1,276.1 (README has the table).
 """
 import ml_collections
 
