@@ -16,6 +16,7 @@ from jaxpapers.core.config import require
 from jaxpapers.papers.relex import extrapolate
 from jaxpapers.papers.relex import fit as fit_lib
 from jaxpapers.papers.relex import plan as plan_lib
+from jaxpapers.papers.relex import toy_experiments  # noqa: F401  (registers relex_grpo_toy)
 
 DTYPES = ('bfloat16', 'float32', 'float16')
 
