@@ -33,7 +33,7 @@ def get_config(arg=None):
 
   # What is observed and predicted.
   c.history_steps = '20,40'       # N: each observes every saved step <= N, separately
-  c.target_steps = '40,60,80,100,120'  # predicted steps; those > N that were saved are used
+  c.target_steps = '30,40,60,80,100,120'  # predicted steps; those > N that were saved are used
   c.variants = 'rank1,rank2,rank5,per_parameter,polynomial,window2,window3'  # VARIANTS keys
 
   # RELEX settings shared by every variant (configs/relex.py documents them).

@@ -158,7 +158,7 @@ def _history(config, workdir, traj_dir, steps, history, targets, variants, ev) -
         for r in rows if r['variant'] == variant) + f' ({time.time() - t0:.1f} s)', flush=True)
     if variant == MAIN:
       report = json.loads((out / 'relex_report.json').read_text())
-      denoising = toy_report.denoising(report['tensors'])
+      denoising = toy_report.denoising(report['tensors'], targets[-1])
       if (out / 'relex_coefficients.png').exists():
         shutil.copy(out / 'relex_coefficients.png', workdir / f'coefficients_h{history}.png')
   fit_steps = [s for s in steps if 0 < s <= history]
@@ -182,7 +182,7 @@ def run(config, workdir: str) -> dict:
       config.grpo_config_arg or None)
   traj_dir = pathlib.Path(config.grpo_workdir) / 'checkpoints'
   base, saved = trajectory_lib.discover(traj_dir)
-  steps = {0: base, **saved}
+  steps = dict(sorted({0: base, **saved}.items()))
   variants = [v.strip() for v in config.variants.split(',') if v.strip()]
   mesh = mesh_lib.make_mesh(config.mesh)
   ev = Evaluator(grpo_config, mesh)

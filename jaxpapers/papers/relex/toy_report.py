@@ -1,8 +1,8 @@
 """Tables and plots of the RELEX toy experiments (toy_experiments.py): results.md, accuracy.png.
 
 The denoising analysis reads the per-tensor diagnostics RELEX writes (report.py):
-S₁²/ΣS² per tensor, the in-sample R² of the fit and the out-of-sample R² of the saved
-steps after N projected on v (../shared/papers/relex.md, "Linearity check", "Denoising").
+S₁²/ΣS² per tensor, the in-sample R² of the fit, the out-of-sample R² of the saved
+steps after N projected on v, and their growth: real c / fitted ĉ at the last target (../shared/papers/relex.md, "Linearity check", "Denoising").
 """
 from __future__ import annotations
 
@@ -18,12 +18,24 @@ def _first(values) -> float:
   return float(values[0]) if values else float('nan')
 
 
-def denoising(tensors: Sequence[dict]) -> dict:
-  """Per-tensor top-component energy and R² (component 1), and their summary."""
+def _growth(t: dict, target: int) -> float:
+  """Real c at `target` (projected on v) / the fitted line's ĉ there: 1 = linear growth."""
+  if target not in t.get('heldout_steps', []) or not t['predicted'][-1][0]:
+    return float('nan')
+  real = t['heldout_coefficients'][t['heldout_steps'].index(target)][0]
+  return float(real / t['predicted'][-1][0])
+
+
+def denoising(tensors: Sequence[dict], last_target: int) -> dict:
+  """Per-tensor top-component energy, R² and growth (component 1), and their summary.
+
+  Args:
+    tensors: RELEX report entries; `predicted[-1]` must be the prediction at `last_target`.
+  """
   rows = [{'name': t['name'], 'size': int(np.prod(t['shape'])),
            's1': float(t['singular_values'][0]), 'energy_top1': t['energy_top1'],
-           'r2_in': _first(t['r2_in_sample']), 'r2_out': _first(t.get('r2_out_of_sample', []))}
-          for t in tensors]
+           'r2_in': _first(t['r2_in_sample']), 'r2_out': _first(t.get('r2_out_of_sample', [])),
+           'growth': _growth(t, last_target)} for t in tensors]
   s1 = np.array([sum(np.square(t['singular_values'])) for t in tensors])
   top = np.array([t['singular_values'][0] ** 2 for t in tensors])
   col = lambda k: np.array([r[k] for r in rows], np.float64)
@@ -37,6 +49,9 @@ def denoising(tensors: Sequence[dict]) -> dict:
       'r2_in_median': float(np.nanmedian(col('r2_in'))),
       'r2_out_median': float(np.nanmedian(r2_out)) if np.isfinite(r2_out).any() else None,
       'r2_out_positive': int((r2_out > 0).sum()),
+      'last_target': last_target,
+      'growth_median': float(np.nanmedian(col('growth'))) if np.isfinite(col('growth')).any()
+                       else None,
   }
 
 
@@ -69,6 +84,10 @@ def markdown(results: dict) -> str:
     chunk = steps[i:i + 13]
     lines += _table(['step', *chunk], [['accuracy', *(f'{real[s]:.3f}' for s in chunk)]])
     lines.append('')
+  logged = results.get('logged_eval_accuracy') or {}
+  same = [s for s in logged if s in real and abs(logged[s] - real[s]) < 1e-6]
+  if logged:
+    lines += [f'Same as the GRPO run\'s own eval at {len(same)}/{len(logged)} logged steps.', '']
   for h in results['histories']:
     n, targets = h['history'], h['targets']
     by = {(r['variant'], r['target']): r for r in h['predictions']}
@@ -92,17 +111,18 @@ def markdown(results: dict) -> str:
     fmt = lambda x: 'n/a' if x is None else f'{x:.3f}'
     lines += _table(
         ['N', 'tensors', 'S₁²/ΣS² median (min)', 'S₁²/ΣS² all tensors', 'R² in-sample median',
-         'R² out-of-sample median', 'tensors with R² out > 0'],
+         'R² out-of-sample median', 'tensors with R² out > 0', 'c real / ĉ at last target'],
         [[h['history'], len(d['tensors']), f"{d['energy_top1_median']:.3f} "
           f"({d['energy_top1_min']:.3f})", fmt(d['energy_top1_global']),
-          fmt(d['r2_in_median']), fmt(d['r2_out_median']), d['r2_out_positive']]
+          fmt(d['r2_in_median']), fmt(d['r2_out_median']), d['r2_out_positive'],
+          f"{fmt(d['growth_median'])} (step {d['last_target']})"]
          for h in den for d in [h['denoising']]])
     h = den[-1]
     big = sorted(h['denoising']['tensors'], key=lambda t: -t['size'])[:8]
     lines += ['', f"Largest tensors, N = {h['history']}:", '']
-    lines += _table(['tensor', 'size', 'S₁²/ΣS²', 'R² in', 'R² out'],
+    lines += _table(['tensor', 'size', 'S₁²/ΣS²', 'R² in', 'R² out', 'c real / ĉ'],
                     [[t['name'], t['size'], f"{t['energy_top1']:.3f}", fmt(t['r2_in']),
-                      fmt(t['r2_out'])] for t in big])
+                      fmt(t['r2_out']), fmt(t['growth'])] for t in big])
     lines.append('')
   return '\n'.join(lines) + '\n'
 

@@ -68,6 +68,7 @@ def test_toy_experiment_denoising_sees_one_linear_component(results):
   assert d['energy_top1_min'] > 0.9999 and d['energy_top1_global'] > 0.9999
   assert d['r2_in_median'] > 0.999
   assert d['r2_out_median'] > 0.999 and d['r2_out_positive'] == len(d['tensors'])
+  assert abs(d['growth_median'] - 1.0) < 1e-4 and d['last_target'] == 12
 
 
 def test_toy_experiment_writes_tables_and_plots(results):
