@@ -140,8 +140,7 @@ def _relex_config(config, traj_dir, history: int, targets, variant: str, plot: b
 
 def _history(config, workdir, traj_dir, steps, history, targets, variants, ev) -> dict:
   """All variants for one N: accuracies, distances and the rank-1 denoising analysis."""
-  paths = dict(steps)
-  names = sorted(ev.flat(paths[0]))
+  names = sorted(ev.flat(steps[0]))
   rows, denoising = [], None
   for variant in variants:
     out = workdir / 'relex' / f'h{history}' / variant
@@ -151,7 +150,7 @@ def _history(config, workdir, traj_dir, steps, history, targets, variants, ev) -
     for target in targets:
       pred = out / 'extrapolated_orbax' / str(target)
       rows.append({'variant': variant, 'target': target, 'accuracy': ev.accuracy(pred),
-                   **distances(ev.flat(pred), ev.flat(paths[target]), ev.flat(paths[history]),
+                   **distances(ev.flat(pred), ev.flat(steps[target]), ev.flat(steps[history]),
                                names)})
     print(f'h{history} {variant}: ' + ', '.join(
         f"{r['target']}: acc {r['accuracy']:.3f} ratio {r['ratio']:.3f}"
@@ -164,8 +163,7 @@ def _history(config, workdir, traj_dir, steps, history, targets, variants, ev) -
   fit_steps = [s for s in steps if 0 < s <= history]
   return {'history': history, 'observed_steps': fit_steps, 'targets': targets,
           'effective_rank': {v: _effective_rank(VARIANTS[v], len(fit_steps)) for v in variants},
-          'predictions': rows,
-          'denoising': denoising}
+          'predictions': rows, 'denoising': denoising}
 
 
 def _effective_rank(overrides: dict, t: int) -> int:
