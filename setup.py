@@ -29,7 +29,8 @@ EXTRAS = {
     # Optional exact FAISS index for large CPU corpora (`backend='faiss'`).
     'faiss': ['faiss-cpu>=1.8'],
     # Golden files and live parity checks against the PyTorch references.
-    'parity': ['torch>=2.4', 'trl>=0.20', 'sentence-transformers>=3.0', 'accelerate>=1.0'],
+    'parity': ['torch>=2.4', 'trl>=0.20', 'datasets>=3.0', 'sentence-transformers>=3.0',
+               'accelerate>=1.0'],
 }
 
 setup(
