@@ -19,6 +19,7 @@ paying 606.8 / 1,008.9 vs 1,276.1 (README has the table).
 import ml_collections
 
 from configs import common
+from configs import fedbandits_synthetic
 
 
 def get_config(arg=None):
@@ -40,47 +41,4 @@ def get_config(arg=None):
   c.env.positive_rating = 4       # ratings >= this are positives (reward 1)
   c.env.noise = 0.0               # extra Gaussian reward noise std
   c.env.data_dir = ''             # folder with ml-100k.inter; '' = recbole's copy
-
-  # LinUCB (linucb.py).
-  c.bandit = ml_collections.ConfigDict()
-  c.bandit.lam = 0.1              # lambda, ridge regulariser
-  c.bandit.delta = 0.1            # delta, confidence level in alpha_t
-  c.bandit.sigma = 0.1            # sigma, noise scale in alpha_t
-  c.bandit.alpha_scale = 1.0      # multiplies alpha_t (1 = theory value)
-  c.bandit.tie_decimals = 9       # UCB rounded before argmax (ties -> lowest index)
-  c.bandit.dtype = 'float64'      # float64 keeps Sherman-Morrison exact over T rounds
-
-  # Upload trigger (DisLinUCB / Async-LinUCB).
-  c.sync = ml_collections.ConfigDict()
-  c.sync.trigger = 'dislinucb'    # log(det V/det V_sync) * dn >= D  |  'det_ratio' > gamma
-  c.sync.threshold = 0.0          # D; 0 = N*T / (N d log(N*T)) (DisLinUCB)
-  c.sync.gamma = 2.0              # gamma_U for 'det_ratio' (Async-LinUCB)
-
-  # Incentives (protocols/base.py): Inc-FedUCB and Truth-FedBan.
-  c.incentive = ml_collections.ConfigDict()
-  c.incentive.beta = 0.1          # beta: det V_S >= beta * det V_all (Inc-FedUCB)
-  c.incentive.data_value = 0.0    # weight of a client's value for downloaded data (per nat)
-  c.incentive.max_payment = 1.0   # reserve price; net costs above are never bought
-  c.incentive.eps = 1e-6          # floor on net cost in gain / cost
-  c.incentive.gain_tol = 1e-9     # log-det gains <= this count as zero
-  c.incentive.prune = True        # Inc-FedUCB: reverse-delete redundant winners
-  c.incentive.critical_batch = 8  # Truth-FedBan: critical-value searches at once
-
-  # Client participation costs (costs.py).
-  c.costs = ml_collections.ConfigDict()
-  c.costs.distribution = 'uniform'  # uniform | exponential | constant
-  c.costs.low = 0.0               # uniform lower bound
-  c.costs.high = 1.0              # uniform upper bound (constant value)
-  c.costs.scale = 0.5             # exponential mean
-  c.costs.strategic_fraction = 0.0  # share of clients that misreport
-  c.costs.misreport_factor = 1.0  # reported = factor * true cost for them
-
-  c.mesh = common.mesh(data=-1)   # clients sharded over data; -1 = remaining devices
-
-  if arg.quick:
-    c.num_clients, c.rounds, c.log_every = 8, 40, 10
-    # every code path: paid uploads (beta 0.5), data value in the net cost, two clients
-    # over-reporting by 1.5x
-    c.incentive.beta, c.incentive.data_value = 0.5, 0.05
-    c.costs.strategic_fraction, c.costs.misreport_factor = 0.25, 1.5
-  return c
+  return fedbandits_synthetic.add_protocol_settings(c, arg.quick)

@@ -38,6 +38,14 @@ def get_config(arg=None):
   c.env.num_arms = 25             # K, arms per client per round
   c.env.noise = 0.1               # reward noise std
 
+  add_protocol_settings(c, arg.quick)
+  if arg.quick:
+    c.env.d, c.env.num_items, c.env.num_arms = 5, 50, 5
+  return c
+
+
+def add_protocol_settings(c: ml_collections.ConfigDict, quick: bool) -> ml_collections.ConfigDict:
+  """Bandit, trigger, incentive, cost and mesh fields shared by every fedbandits config."""
   # LinUCB (linucb.py).
   c.bandit = ml_collections.ConfigDict()
   c.bandit.lam = 0.1              # lambda, ridge regulariser
@@ -74,9 +82,8 @@ def get_config(arg=None):
 
   c.mesh = common.mesh(data=-1)   # clients sharded over data; -1 = remaining devices
 
-  if arg.quick:
+  if quick:
     c.num_clients, c.rounds, c.log_every = 8, 40, 10
-    c.env.d, c.env.num_items, c.env.num_arms = 5, 50, 5
     # every code path: paid uploads (beta 0.5), data value in the net cost, two clients
     # over-reporting by 1.5x
     c.incentive.beta, c.incentive.data_value = 0.5, 0.05
