@@ -39,7 +39,10 @@ TRL side is skipped with a message when torch / transformers / trl / datasets ar
 
 Measured (2-core shared CPU, load average 7.3-7.8; torch 2.13, transformers 5.24, trl 1.16):
 ours step 18.0 s (rollout 5.6, update 13.0; compile 27 s), TRL step 124 s (rollout 67.6,
-update 52.7): 6.9x wall, 4.4x CPU-s per step; update alone 4.1x wall, 2.5x CPU-s.
+update 52.7): 6.9x wall, 4.4x CPU-s per step; update alone 4.1x wall, 2.5x CPU-s. With
+`--torch_threads=1` (load 5.8-9.5) TRL is much faster under load: ours 31.5 s / 20.1 CPU-s,
+TRL 42.1 s / 36.7 CPU-s per step, 1.3x wall, 1.8x CPU-s (update 1.5x / 1.9x). Our update runs
+the LM head over all 95 positions, TRL's over the 64 completion ones only.
 """
 from __future__ import annotations
 
