@@ -183,6 +183,18 @@ def to_hf_tensors(params: Mapping, table: KeyTable, dtype=None) -> dict[str, np.
   return out
 
 
+def commit_dir(tmp: pathlib.Path, path: pathlib.Path) -> None:
+  """Renames a finished staging dir into place, replacing `path` (the old one is moved
+  aside first and deleted only once the new one is in place)."""
+  if path.exists():
+    old = path.with_name(f'.old-{path.name}-{os.getpid()}')
+    path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old)
+  else:
+    tmp.rename(path)
+
+
 def atomic_dir(path: str | os.PathLike, write: Callable[[pathlib.Path], None]) -> pathlib.Path:
   """Writes into a temporary sibling directory, then renames it into place.
 
@@ -194,13 +206,7 @@ def atomic_dir(path: str | os.PathLike, write: Callable[[pathlib.Path], None]) -
   tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'.tmp-{path.name}-', dir=path.parent))
   try:
     write(tmp)
-    if path.exists():
-      old = path.with_name(f'.old-{path.name}-{os.getpid()}')
-      path.rename(old)
-      tmp.rename(path)
-      shutil.rmtree(old)
-    else:
-      tmp.rename(path)
+    commit_dir(tmp, path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

@@ -14,6 +14,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxpapers.core import config as config_lib
+
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
 # One entry per logical name; weights first, then activations.
@@ -107,3 +109,13 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def describe(mesh: Mesh) -> str:
   return (f'{jax.process_count()} process(es), {jax.device_count()} {jax.devices()[0].platform} '
           f'device(s), mesh {dict(mesh.shape)}')
+
+
+def make_batch_mesh(config, batch_field: str = 'batch_size') -> Mesh:
+  """The run's mesh from `config.mesh`, after checking that the global batch splits over
+  its batch axes (a ConfigError naming the field otherwise); prints what it built."""
+  mesh = make_mesh(config.mesh)
+  config_lib.check_divisible(config, batch_field, batch_divisor(mesh),
+                             f'data x fsdp mesh axes of {dict(mesh.shape)}')
+  print(f'mesh: {describe(mesh)}', flush=True)
+  return mesh

@@ -256,10 +256,7 @@ def run(config, workdir: str) -> dict:
   t_start = time.time()
 
   # --- mesh
-  mesh = mesh_lib.make_mesh(config.mesh)
-  config_lib.check_divisible(config, 'batch_size', mesh_lib.batch_divisor(mesh),
-                             f'data x fsdp mesh axes of {dict(mesh.shape)}')
-  print(f'mesh: {mesh_lib.describe(mesh)}', flush=True)
+  mesh = mesh_lib.make_batch_mesh(config)
   batch_sharding = mesh_lib.batch_sharding(mesh)
 
   # --- data: train pairs (shuffled, repeated), held-out pairs (batch_size chunks)

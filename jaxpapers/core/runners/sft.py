@@ -7,7 +7,6 @@ from __future__ import annotations
 import pathlib
 import time
 
-import jax
 from absl import logging
 from flax import nnx
 
@@ -47,10 +46,7 @@ def run(config, workdir: str) -> dict:
   t_start = time.time()
 
   # --- mesh
-  mesh = mesh_lib.make_mesh(config.mesh)
-  config_lib.check_divisible(config, 'batch_size', mesh_lib.batch_divisor(mesh),
-                             f'data x fsdp mesh axes of {dict(mesh.shape)}')
-  print(f'mesh: {mesh_lib.describe(mesh)}', flush=True)
+  mesh = mesh_lib.make_batch_mesh(config)
 
   # --- data
   tok = tok_lib.load(config.tokenizer)

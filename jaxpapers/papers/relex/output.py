@@ -121,17 +121,6 @@ def _stage(path: pathlib.Path) -> pathlib.Path:
   return tmp
 
 
-def _commit(tmp: pathlib.Path, path: pathlib.Path) -> None:
-  """Renames a finished staging dir into place (replacing `path`), as core.hf.atomic_dir."""
-  if path.exists():
-    old = path.with_name(f'.old-{path.name}-{os.getpid()}')
-    path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old)
-  else:
-    tmp.rename(path)
-
-
 class HFOutput:
   """One predicted HF directory, staged until `commit`."""
 
@@ -158,7 +147,7 @@ class HFOutput:
     (self.tmp / 'relex.json').write_text(json.dumps(self.info, indent=2, sort_keys=True))
     if self.copy_from is not None:
       hf.copy_tokenizer_files(self.copy_from, self.tmp)
-    _commit(self.tmp, self.path)
+    hf.commit_dir(self.tmp, self.path)
     return self.path
 
   def abort(self) -> None:
@@ -185,7 +174,7 @@ class OrbaxOutput:
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(self.tmp / 'state', {'params': nest(self.arrays)})
     checkpointer.wait_until_finished()
-    _commit(self.tmp, self.path)
+    hf.commit_dir(self.tmp, self.path)
     return self.path
 
   def abort(self) -> None:
