@@ -80,7 +80,7 @@ def token_logprobs(hidden: jax.Array, targets: jax.Array,
 
 def decoder_next_token_logprobs(model, tokens, positions=None, kv_mask=None, *,
                                 chunk_size: int = 256, temperature: float = 1.0,
-                                with_entropy: bool = False):
+                                with_entropy: bool = False, last: int | None = None):
   """Log-probs of tokens[:, 1:] under a `layers.Decoder`, one forward, chunked head.
 
   Args:
@@ -89,11 +89,17 @@ def decoder_next_token_logprobs(model, tokens, positions=None, kv_mask=None, *,
     tokens: [B, T] int token ids (prompt + completion, left-padded as the sampler writes them).
     positions: [B, T] RoPE positions; default 0..T-1.
     kv_mask: [B, T] 1 for real tokens; default all valid.
+    last: score only the last `last` tokens (TRL's `logits_to_keep`): the vocabulary
+      projection, the dominant cost at large vocabularies, then skips the prompt.
   Returns:
-    logps [B, T-1] where logps[:, i] = log p(tokens[:, i+1] | tokens[:, :i+1]); with
-    `with_entropy`, (logps, entropy), both [B, T-1]. Masking pads/prompt is the caller's job.
+    logps [B, T-1] where logps[:, i] = log p(tokens[:, i+1] | tokens[:, :i+1]), or [B, last]
+    for the last tokens; with `with_entropy`, (logps, entropy) of the same shape. Masking
+    pads/prompt is the caller's job.
   """
   hidden, _ = model.hidden_states(tokens, positions, kv_mask)
-  return token_logprobs(hidden[:, :-1], tokens[:, 1:], model.logits_from_hidden,
+  first = 1 if last is None else tokens.shape[1] - last
+  if not 1 <= first < tokens.shape[1]:
+    raise ValueError(f'last must be in [1, {tokens.shape[1] - 1}], got {last}')
+  return token_logprobs(hidden[:, first - 1:-1], tokens[:, first:], model.logits_from_hidden,
                         chunk_size=chunk_size, temperature=temperature,
                         with_entropy=with_entropy)

@@ -97,6 +97,13 @@ def test_decoder_next_token_logprobs_matches_full_forward(tiny_decoder):
   logps, ref = run(params, tokens)
   chex.assert_shape(logps, (2, 8))
   chex.assert_trees_all_close(logps, ref, atol=1e-5, rtol=1e-5)
+  m = nnx.merge(graphdef, params)
+  tail, tail_ent = logprobs.decoder_next_token_logprobs(m, tokens, chunk_size=3, last=5,
+                                                       with_entropy=True)
+  _, ent = logprobs.decoder_next_token_logprobs(m, tokens, chunk_size=3, with_entropy=True)
+  chex.assert_trees_all_close((tail, tail_ent), (ref[:, -5:], ent[:, -5:]), atol=1e-5)
+  with pytest.raises(ValueError, match='last must be in'):
+    logprobs.decoder_next_token_logprobs(m, tokens, last=9)
 
 
 def test_token_logprobs_backward_temp_memory_below_full_logits():

@@ -47,12 +47,9 @@ def completion_logps(model, tokens, kv_mask, completion_len: int, chunk_size: in
                      temperature: float = 1.0, with_entropy: bool = False):
   """log p of the last `completion_len` tokens of each row; [N, C] (and entropy [N, C])."""
   positions = jnp.maximum(jnp.cumsum(kv_mask, axis=1) - 1, 0)
-  out = logprobs_lib.decoder_next_token_logprobs(
+  return logprobs_lib.decoder_next_token_logprobs(
       model, tokens, positions, kv_mask, chunk_size=chunk_size, temperature=temperature,
-      with_entropy=with_entropy)
-  if with_entropy:
-    return out[0][:, -completion_len:], out[1][:, -completion_len:]
-  return out[:, -completion_len:]
+      with_entropy=with_entropy, last=completion_len)
 
 
 def make_logps_fn(graphdef, completion_len: int, chunk_size: int = 128,
