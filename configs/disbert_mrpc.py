@@ -86,7 +86,8 @@ def get_config(arg=None):
       tau=1.0,                    # soft-assignment temperature of the topic alignment
       usage_decay=0.99,           # code-usage EMA
       dead_threshold=0.03,        # code is dead below threshold / K usage
-      reinit_every=50))           # steps between dead-code re-inits (0 = never)
+      reinit_every=50,            # steps between dead-code re-inits (0 = never)
+      kl_warmup_steps=0))         # NTM KL weight 0 -> 1 over N steps (against KL collapse)
 
   # Schedule: topic model -> VQ (backbone frozen) -> joint task fine-tuning.
   c.schedule = 'ntm,vq,joint'

@@ -189,7 +189,8 @@ def loss_config(c, task) -> steps_lib.LossConfig:
                               commitment=c.loss.commitment, tau=c.loss.tau,
                               usage_decay=c.loss.usage_decay,
                               dead_threshold=c.loss.dead_threshold,
-                              reinit_every=c.loss.reinit_every)
+                              reinit_every=c.loss.reinit_every,
+                              kl_warmup_steps=c.loss.kl_warmup_steps)
 
 
 @dataclasses.dataclass

@@ -64,6 +64,7 @@ class LossConfig:
   usage_decay: float = 0.99      # EMA of code usage
   dead_threshold: float = 0.03   # dead when usage < threshold / K
   reinit_every: int = 50         # steps between dead-code re-initialisations (0: never)
+  kl_warmup_steps: int = 0       # NTM KL weight ramps 0 -> 1 over the first N global steps
 
 
 @flax.struct.dataclass
@@ -116,8 +117,11 @@ def predictions(logits, kind: str):
   return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
-def total_loss(params, graphdef, batch, rng, stage: Stage, cfg: LossConfig):
-  """(loss, aux) of one stage; terms with weight 0 are not computed at all."""
+def total_loss(params, graphdef, batch, rng, stage: Stage, cfg: LossConfig, step=0):
+  """(loss, aux) of one stage; terms with weight 0 are not computed at all.
+
+  `step` (global) drives the KL warm-up, a standard remedy for posterior collapse of
+  VAE topic models (KL -> 0, theta ignoring the document)."""
   model = nnx.merge(graphdef, params)
   rng_drop, rng_ntm = jax.random.split(rng)
   loss, aux, theta = 0.0, {}, None
@@ -125,7 +129,9 @@ def total_loss(params, graphdef, batch, rng, stage: Stage, cfg: LossConfig):
     words = ntm_lib.dense_bow(batch['bow_ids'], batch['bow_counts'], model.cfg.bow_vocab)
     nll, kl, theta = model.ntm(words, rng_ntm)
     aux.update(ntm_nll=jnp.mean(nll), ntm_kl=jnp.mean(kl))
-    loss += stage.ntm * jnp.mean(nll + kl)
+    kl_weight = (jnp.minimum(1.0, (step + 1) / cfg.kl_warmup_steps)
+                 if cfg.kl_warmup_steps > 0 else 1.0)
+    loss += stage.ntm * jnp.mean(nll + kl_weight * kl)
   if stage.uses_encoder:
     out = model.encode(batch['input_ids'], batch['token_type_ids'], batch['attention_mask'],
                        dropout_rng=rng_drop if stage.task else None,
@@ -154,7 +160,8 @@ def make_train_step(graphdef, optimizer, stage: Stage, cfg: LossConfig):
     rng = jax.random.fold_in(state.rng, state.step)
     rng_loss, rng_reinit = jax.random.split(rng)
     grad_fn = jax.value_and_grad(total_loss, has_aux=True)
-    (_, aux), grads = grad_fn(state.params, graphdef, batch, rng_loss, stage, cfg)
+    (_, aux), grads = grad_fn(state.params, graphdef, batch, rng_loss, stage, cfg,
+                              state.step)
     state, opt_metrics = train_lib.apply_gradients(state, grads, optimizer)
     z_e, idx = aux.pop('z_e', None), aux.pop('idx', None)
     metrics = {**aux, **opt_metrics}
