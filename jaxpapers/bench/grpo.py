@@ -37,12 +37,11 @@ torch runs with its default threads (all cores) unless `--torch_threads` says ot
 TRL side is skipped with a message when torch / transformers / trl / datasets are missing
 (`pip install -e .[parity]`).
 
-Measured (2-core shared CPU, load average 7.3-7.8; torch 2.13, transformers 5.24, trl 1.16):
-ours step 18.0 s (rollout 5.6, update 13.0; compile 27 s), TRL step 124 s (rollout 67.6,
-update 52.7): 6.9x wall, 4.4x CPU-s per step; update alone 4.1x wall, 2.5x CPU-s. With
-`--torch_threads=1` (load 5.8-9.5) TRL is much faster under load: ours 31.5 s / 20.1 CPU-s,
-TRL 42.1 s / 36.7 CPU-s per step, 1.3x wall, 1.8x CPU-s (update 1.5x / 1.9x). Our update runs
-the LM head over all 95 positions, TRL's over the 64 completion ones only.
+Measured (2-core shared CPU; torch 2.13, transformers 5.24, trl 1.16), `--torch_threads=1`
+at load 3.3: ours step 17.2 s / 17.0 CPU-s (rollout 7.6, update 9.8; compile 16 s), TRL step
+38.0 s / 37.4 CPU-s (rollout 12.6, update 25.5): 2.22x wall, 2.20x CPU-s per step; update
+alone 2.61x. With torch's default 2 threads (load 7.3-7.8, before our update skipped the
+prompt's vocabulary projection) TRL's threads thrash under load: 6.9x wall, 4.4x CPU-s.
 """
 from __future__ import annotations
 
