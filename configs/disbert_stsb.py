@@ -43,19 +43,24 @@ def stage(epochs, batch_size, learning_rate, train, **kw):
 
 
 def get_config(arg=None):
+  return build(TASK, SEQ_LEN, eval_every=180, arg=arg)
+
+
+def build(task: str, seq_len: int, eval_every: int, arg=None) -> ml_collections.ConfigDict:
+  """The DisBert config of every task (disbert_sick.py and disbert_mrpc.py call it)."""
   arg = common.parse_arg(arg, baseline=False, tiny=False, epochs=4.0, seeds='0,1,2')
   c = ml_collections.ConfigDict()
   c.experiment = 'disbert'        # registered in jaxpapers/papers/disbert/experiment.py
-  c.task = TASK                   # stsb | sick | mrpc
+  c.task = task                   # stsb | sick | mrpc
   c.baseline = arg.baseline       # True: plain cross-encoder (no NTM, VQ, extra attention)
   c.seeds = arg.seeds             # comma-separated seeds; results report mean and std
   c.select_metric = ''            # dev metric picking the test step ('' = spearman / accuracy)
-  c.seq_len = SEQ_LEN             # tokens per pair (reference --max_length 128)
+  c.seq_len = seq_len             # tokens per pair (reference --max_length 128)
   c.eval_batch_size = 64          # dev/test batch (multiple of the data-parallel size)
   c.log_every = 20                # steps between metrics.jsonl rows
   c.topic_words = 10              # words per topic in results.json / topics.txt
 
-  # Data (data/stsb, jsonl).
+  # Data (data/<task>, jsonl; SICK's trial split is its dev).
   c.data = ml_collections.ConfigDict(dict(
       train_limit=0,              # first N training pairs (0 = all)
       eval_limit=0,               # first N dev/test pairs (0 = all)
@@ -85,7 +90,7 @@ def get_config(arg=None):
 
   # Losses.
   c.loss = ml_collections.ConfigDict(dict(
-      regression_loss='bce',      # bce on score/5 (CrossEncoder default) | mse
+      regression_loss='bce',      # regression only: bce on the scaled score (CrossEncoder) | mse
       commitment=0.25,            # beta of the VQ commitment loss
       tau=1.0,                    # soft-assignment temperature of the topic alignment
       usage_decay=0.99,           # code-usage EMA
@@ -101,7 +106,7 @@ def get_config(arg=None):
                       init_codebook=True)
   c.stages.joint = stage(arg.epochs, 16, 2e-5, 'bert,head,ntm,proj,codebook,sem_query,sem_key',
                          task=1.0, vq=1.0, topic=0.1, ntm=0.1, new_lr_mult=10.0,
-                         warmup_ratio=0.1, eval_every=180)
+                         warmup_ratio=0.1, eval_every=eval_every)
   c.mesh = common.mesh(data=-1)   # pure data parallel
 
   if arg.tiny:   # CI: random tiny BERT, a slice of the data, a few steps per stage
