@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
 import tempfile
 import time
 import warnings
@@ -56,6 +54,7 @@ import warnings
 import jax
 import numpy as np
 
+from jaxpapers.bench import timing
 from jaxpapers.core import hf
 from jaxpapers.core import sampler
 from jaxpapers.core import tokenizer as tok_lib
@@ -98,10 +97,6 @@ def _args(argv=None):
   return p.parse_args(argv)
 
 
-def _cpu_s() -> float:
-  usage = resource.getrusage(resource.RUSAGE_SELF)
-  return usage.ru_utime + usage.ru_stime
-
 
 class _Clock:
   """Wall and process-CPU seconds of named phases, one entry per step."""
@@ -118,12 +113,11 @@ class _Clock:
     out = {}
     for name in self.wall:
       w, c = self.wall[name][skip:], self.cpu[name][skip:]
-      out[name] = {'times': w, 'median_s': statistics.median(w), 'cpu_s': statistics.median(c)}
+      out[name] = timing.summary(w, c)
     if 'update' not in out:
       w = [s - r for s, r in zip(self.wall['step'][skip:], self.wall['rollout'][skip:])]
       c = [s - r for s, r in zip(self.cpu['step'][skip:], self.cpu['rollout'][skip:])]
-      out['update'] = {'times': w, 'median_s': statistics.median(w),
-                       'cpu_s': statistics.median(c)}
+      out['update'] = timing.summary(w, c)
     return out
 
 
@@ -158,7 +152,7 @@ def bench_ours(model, tok, prompts: list[str], a) -> dict:
   p_tokens, p_mask = sampler.pad_prompts(rows, tok.pad_token_id, bucket=1)
   clock = _Clock()
   for i in range(total_steps):
-    t0, c0 = time.perf_counter(), _cpu_s()
+    t0, c0 = time.perf_counter(), timing.cpu_seconds()
     out = sampler.generate((graphdef, state.params), p_tokens, prompt_mask=p_mask,
                            max_new_tokens=a.new, rng=jax.random.key(i), temperature=1.0,
                            eos_ids=(), pad_id=tok.pad_token_id)
@@ -171,10 +165,10 @@ def bench_ours(model, tok, prompts: list[str], a) -> dict:
     tokens, kv_mask = grpo_learner.assemble(p_tokens, p_mask, c_tokens, c_mask)
     zeros = np.zeros(c_mask.shape, np.float32)
     batch = grpo_learner.RolloutBatch(tokens, kv_mask, c_mask, adv, zeros, zeros)
-    t1, c1 = time.perf_counter(), _cpu_s()
+    t1, c1 = time.perf_counter(), timing.cpu_seconds()
     state, metrics = update(state, batch, state.rng)
     loss = float(metrics['loss'])
-    t2, c2 = time.perf_counter(), _cpu_s()
+    t2, c2 = time.perf_counter(), timing.cpu_seconds()
     clock.add('rollout', t1 - t0, c1 - c0)
     clock.add('update', t2 - t1, c2 - c1)
     clock.add('step', t2 - t0, c2 - c0)
@@ -215,11 +209,11 @@ def bench_trl(path: str, prompts: list[str], a, threads: int) -> dict | None:
 
   class Timer(transformers.TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
-      marks['step'] = (time.perf_counter(), _cpu_s())
+      marks['step'] = (time.perf_counter(), timing.cpu_seconds())
 
     def on_step_end(self, args, state, control, **kwargs):
       t0, c0 = marks.pop('step')
-      clock.add('step', time.perf_counter() - t0, _cpu_s() - c0)
+      clock.add('step', time.perf_counter() - t0, timing.cpu_seconds() - c0)
 
   with tempfile.TemporaryDirectory() as out_dir:
     cfg = trl.GRPOConfig(
@@ -240,9 +234,9 @@ def bench_trl(path: str, prompts: list[str], a, threads: int) -> dict | None:
     generate = trainer._generate_and_score_completions
 
     def timed_generate(*args, **kwargs):  # rollout: generate, decode, reward, advantages
-      t0, c0 = time.perf_counter(), _cpu_s()
+      t0, c0 = time.perf_counter(), timing.cpu_seconds()
       out = generate(*args, **kwargs)
-      clock.add('rollout', time.perf_counter() - t0, _cpu_s() - c0)
+      clock.add('rollout', time.perf_counter() - t0, timing.cpu_seconds() - c0)
       assert out['completion_ids'].shape == (rows, a.new), out['completion_ids'].shape
       return out
     trainer._generate_and_score_completions = timed_generate

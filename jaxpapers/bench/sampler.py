@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
 import tempfile
-import time
 
 import jax
 import numpy as np
 
+from jaxpapers.bench import timing
 from jaxpapers.core import sampler
 from jaxpapers.core.models import llama
 from jaxpapers.core.models import qwen
@@ -61,22 +59,6 @@ def _args(argv=None):
   return p.parse_args(argv)
 
 
-def _cpu_s() -> float:
-  usage = resource.getrusage(resource.RUSAGE_SELF)
-  return usage.ru_utime + usage.ru_stime
-
-
-def _timed(fn, repeats: int) -> dict:
-  """Median wall and CPU seconds (all threads) of `repeats` calls."""
-  walls, cpus = [], []
-  for _ in range(repeats):
-    t0, c0 = time.perf_counter(), _cpu_s()
-    fn()
-    walls.append(time.perf_counter() - t0)
-    cpus.append(_cpu_s() - c0)
-  return {'times': walls, 'median_s': statistics.median(walls), 'cpu_s': statistics.median(cpus)}
-
-
 def bench_ours(model, prompts: np.ndarray, a) -> dict:
   """Compile time and steady-state seconds of our sampler."""
   pair = sampler.split(model)
@@ -85,8 +67,8 @@ def bench_ours(model, prompts: np.ndarray, a) -> dict:
                            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p)
     out.tokens.block_until_ready()
     assert int(np.min(np.asarray(out.lengths))) == a.new
-  first = _timed(run, 1)['median_s']
-  stats = _timed(run, a.repeats)
+  first = timing.timed(run, 1)['median_s']
+  stats = timing.timed(run, a.repeats)
   return {**stats, 'compile_s': first - stats['median_s']}
 
 
@@ -109,7 +91,7 @@ def bench_torch(path: str, prompts: np.ndarray, a, threads: int) -> dict | None:
       out = model.generate(ids, max_new_tokens=new, **kw)
     assert out.shape[1] == a.prompt + new, out.shape
   run(8)  # warm-up (allocator, kernels)
-  stats = _timed(run, a.repeats)
+  stats = timing.timed(run, a.repeats)
   stats.update(threads=torch.get_num_threads(), version=f'torch {torch.__version__}, '
                f'transformers {transformers.__version__}')
   torch.set_num_threads(default_threads)
