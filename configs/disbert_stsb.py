@@ -15,7 +15,7 @@ Runtime: the full budget (4 task epochs x 3 seeds) is hours on a 2-core CPU.
 Measured (`:epochs=1,seeds=0`, shared 2-core CPU): baseline test Spearman 0.766 / Pearson
 0.783 (dev 0.821), 16 min; DisBert test Spearman 0.739 / Pearson 0.758 (dev 0.794), 37 min;
 with `--config.stages.joint.backbone_grad=False` DisBert gets 0.762 / 0.780 (dev 0.816,
-17 min). DisBert does not beat the baseline at this budget, and its topics are
+17 min); seeds 0-1: that setting 0.762 vs baseline 0.763 Spearman (a tie). DisBert does not beat the baseline at this budget, and its topics are
 near-duplicates (NTM KL ~0.45: try loss.kl_warmup_steps). One seed, one epoch.
 """
 import ml_collections
