@@ -410,7 +410,9 @@ def generate_text(model, tokenizer, prompts: Sequence[Any], *, max_new_tokens: i
   kwargs.setdefault('eos_ids', tok_lib.stop_token_ids(tokenizer))
   kwargs.setdefault('pad_id', tokenizer.pad_token_id)
   if on_text is not None:
-    kwargs['on_chunk'] = lambda partial: on_text(decode_completions(tokenizer, partial)[0])
+    first_row = lambda partial: jax.tree.map(lambda x: x[:1], partial)  # noqa: E731
+    kwargs['on_chunk'] = lambda partial: on_text(
+        decode_completions(tokenizer, first_row(partial))[0])   # only the streamed row
   out = generate(model, ids, max_new_tokens=max_new_tokens, rng=rng, stop=list(stop) or None,
                  tokenizer=tokenizer, **kwargs)
   return decode_completions(tokenizer, out)

@@ -81,8 +81,9 @@ def read_prompts(config) -> list[str]:
 def _tokenizer(config):
   if config.tokenizer:
     return tok_lib.load(config.tokenizer)
-  if gguf_path(config) is not None:
-    return gguf.load_tokenizer(gguf_path(config))
+  path = gguf_path(config)
+  if path is not None:
+    return gguf.load_tokenizer(path)
   if config.model_dir and (pathlib.Path(config.model_dir) / 'tokenizer.json').exists():
     return tok_lib.load(str(config.model_dir))
   return tok_lib.load('qwen')
@@ -91,8 +92,9 @@ def _tokenizer(config):
 def load_model(config, mesh):
   """(graphdef, params) on the mesh: the checkpoint, or a random preset."""
   dtype = config.dtype or None
-  if gguf_path(config) is not None:
-    return sampler.split(llama.from_pretrained(gguf_path(config), dtype=dtype, mesh=mesh))
+  path = gguf_path(config)
+  if path is not None:
+    return sampler.split(llama.from_pretrained(path, dtype=dtype, mesh=mesh))
   if config.model_dir:
     cfg = families.config_for({'hf_dir': config.model_dir})
     return sampler.split(loading.load_decoder(config.model_dir, cfg, dtype=dtype, mesh=mesh))
