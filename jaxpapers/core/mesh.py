@@ -111,11 +111,13 @@ def describe(mesh: Mesh) -> str:
           f'device(s), mesh {dict(mesh.shape)}')
 
 
-def make_batch_mesh(config, batch_field: str = 'batch_size') -> Mesh:
+def make_batch_mesh(config, batch_field: str | None = 'batch_size') -> Mesh:
   """The run's mesh from `config.mesh`, after checking that the global batch splits over
-  its batch axes (a ConfigError naming the field otherwise); prints what it built."""
+  its batch axes (a ConfigError naming the field otherwise; `batch_field=None` skips the
+  check for runs that size their batches per stage); prints what it built."""
   mesh = make_mesh(config.mesh)
-  config_lib.check_divisible(config, batch_field, batch_divisor(mesh),
-                             f'data x fsdp mesh axes of {dict(mesh.shape)}')
+  if batch_field is not None:
+    config_lib.check_divisible(config, batch_field, batch_divisor(mesh),
+                               f'data x fsdp mesh axes of {dict(mesh.shape)}')
   print(f'mesh: {describe(mesh)}', flush=True)
   return mesh

@@ -85,8 +85,7 @@ def run(config, workdir: str) -> dict:
   t_start = time.time()
 
   # --- mesh
-  mesh = mesh_lib.make_mesh(config.mesh)
-  print(f'mesh: {mesh_lib.describe(mesh)}', flush=True)
+  mesh = mesh_lib.make_batch_mesh(config, batch_field=None)
 
   # --- data
   corpus, examples = corpus_lib.hotpotqa(paths.data_file(config.data.file),
