@@ -84,6 +84,7 @@ def build(task: str, seq_len: int, eval_every: int, arg=None) -> ml_collections.
       num_topics=30,              # K topics = codebook size (reference --topic_num 30)
       topic_dim=64,               # E: topic embedding / code width (reference 64)
       ntm_hidden=256,             # topic-model encoder width
+      word_norm=True,             # topic-word logits standardised across topics (ntm.py)
       sem_attention=True,         # semantic-driven attention in the last layer (ablation: off)
       sem_scale=8.0,              # extra scores x sqrt(64), as the reference
       pool='mean',                # mean | cls pooling into the head

@@ -179,7 +179,7 @@ def fresh_state(params, usage, rng, *, optimizer, step: int) -> steps_lib.State:
 def model_config(c, task, vocab) -> model_lib.DisBertConfig:
   return model_lib.DisBertConfig(
       num_topics=c.disbert.num_topics, topic_dim=c.disbert.topic_dim, bow_vocab=len(vocab),
-      ntm_hidden=c.disbert.ntm_hidden, use_vq=not c.baseline,
+      ntm_hidden=c.disbert.ntm_hidden, word_norm=c.disbert.word_norm, use_vq=not c.baseline,
       sem_attention=c.disbert.sem_attention, sem_scale=c.disbert.sem_scale,
       num_outputs=task.num_outputs, pool=c.disbert.pool, head_dropout=c.disbert.head_dropout)
 
@@ -273,6 +273,7 @@ def run_seed(c, seed: int, mesh, task, arrays, vocab, vocab_size: int, writer, s
   if mcfg.use_vq:
     log_beta = nnx.merge(graphdef, st.params).ntm.log_beta()
     out['topics'] = ntm_lib.top_words(log_beta, vocab, c.topic_words)
+    out['topic_diversity'] = ntm_lib.diversity(out['topics'])
   return out, step
 
 

@@ -37,6 +37,7 @@ class DisBertConfig:
   topic_dim: int = 64           # E: topic embedding / code width (reference 64)
   bow_vocab: int = 2000         # V: topic-model vocabulary size
   ntm_hidden: int = 256         # topic-model encoder width
+  word_norm: bool = True        # standardise topic-word logits across topics (ntm.py)
   use_vq: bool = True           # False: plain cross-encoder baseline
   sem_attention: bool = True    # inject z_q into the last layer's attention scores
   sem_scale: float = 8.0        # multiplier of the extra scores (reference sqrt(64))
@@ -62,7 +63,8 @@ class DisBert(nnx.Module):
     small = nnx.initializers.normal(0.02)
     self.head = nnx.Linear(d, cfg.num_outputs, kernel_init=small, rngs=rngs)
     if cfg.use_vq:
-      self.ntm = ntm_lib.NTM(cfg.bow_vocab, cfg.num_topics, cfg.ntm_hidden, e, rngs)
+      self.ntm = ntm_lib.NTM(cfg.bow_vocab, cfg.num_topics, cfg.ntm_hidden, e, rngs,
+                             word_norm=cfg.word_norm)
       self.proj = nnx.Linear(d, e, rngs=rngs)
       # Replaced by the topic embeddings when the schedule says so (stage init_codebook).
       self.codebook = nnx.Param(jax.random.normal(rngs.params(), (cfg.num_topics, e)) * 0.1)

@@ -47,3 +47,19 @@ def test_ntm_forward_theta_is_distribution_and_beta_rows_normalised():
   np.testing.assert_allclose(jnp.exp(model.log_beta()).sum(-1), 1.0, rtol=1e-5)
   words = ntm.top_words(model.log_beta(), [f'w{i}' for i in range(9)], 2)
   assert len(words) == 3 and all(len(w) == 2 for w in words)
+
+
+def test_word_norm_standardises_each_word_across_topics():
+  """log_beta = log_softmax over words of the logits z-scored per word across topics."""
+  model = ntm.NTM(vocab_size=9, num_topics=3, hidden=8, topic_dim=4, rngs=nnx.Rngs(0))
+  logits = np.asarray(model.topic_emb[...] @ model.word_emb[...].T, np.float64)
+  z = (logits - logits.mean(0)) / np.sqrt(logits.var(0) + 1e-5)
+  np.testing.assert_allclose(model.log_beta(), np.log(_softmax(z)), rtol=1e-4, atol=1e-5)
+  plain = ntm.NTM(vocab_size=9, num_topics=3, hidden=8, topic_dim=4, rngs=nnx.Rngs(0),
+                  word_norm=False)
+  np.testing.assert_allclose(plain.log_beta(), np.log(_softmax(logits)), rtol=1e-4, atol=1e-5)
+
+
+def test_diversity_counts_distinct_top_words():
+  assert ntm.diversity([['a', 'b'], ['c', 'd']]) == 1.0
+  assert ntm.diversity([['a', 'b'], ['a', 'b']]) == 0.5
