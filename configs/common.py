@@ -7,11 +7,18 @@ import ml_collections
 def parse_arg(arg: str | None, lazy: bool = False, **defaults) -> ml_collections.ConfigDict:
   """'size=0.6b,quick' -> ConfigDict(size='0.6b', quick=True) over `defaults`.
 
-  Values are cast to the type of their default; a bare name sets a bool flag.
+  Values are cast to the type of their default; a bare name sets a bool flag. A bare item
+  that cannot be a name continues the previous value, so 'seeds=0,1,2' keeps its commas.
   Unknown keys raise unless `lazy`.
   """
   out = ml_collections.ConfigDict(defaults)
+  items = []
   for item in filter(None, (arg or '').split(',')):
+    if items and '=' in items[-1] and '=' not in item and not item.isidentifier():
+      items[-1] += ',' + item
+    else:
+      items.append(item)
+  for item in items:
     key, _, value = item.partition('=')
     if key not in defaults and not lazy:
       raise ValueError(f'config argument {key!r} unknown; valid: {sorted(defaults)}')

@@ -52,3 +52,10 @@ def test_parse_arg_casts_and_rejects_unknown():
   assert arg.size == 2 and arg.quick is True
   with pytest.raises(ValueError, match='unknown'):
     common.parse_arg('nope=1', size=1)
+
+
+def test_parse_arg_keeps_commas_inside_a_value():
+  arg = common.parse_arg('seeds=0,1,2,quick', seeds='0', quick=False)
+  assert arg.seeds == '0,1,2' and arg.quick is True
+  with pytest.raises(ValueError, match="'quik'"):
+    common.parse_arg('seeds=0,1,quik', seeds='0', quick=False)
