@@ -60,6 +60,7 @@ def build(task: str, seq_len: int, eval_every: int, arg=None) -> ml_collections.
   c.eval_batch_size = 64          # dev/test batch (multiple of the data-parallel size)
   c.log_every = 20                # steps between metrics.jsonl rows
   c.topic_words = 10              # words per topic in results.json / topics.txt
+  c.zero_shot = True              # also score the untrained backbone as a bi-encoder (STS)
 
   # Data (data/<task>, jsonl; SICK's trial split is its dev).
   c.data = ml_collections.ConfigDict(dict(

@@ -34,6 +34,7 @@ from jaxpapers.core import metrics as metrics_lib
 from jaxpapers.core import registry
 from jaxpapers.core import train as train_lib
 from jaxpapers.core.models import bert as bert_lib
+from jaxpapers.core.retrieval import dense
 from jaxpapers.papers.disbert import data as pairs
 from jaxpapers.papers.disbert import metrics as sts_metrics
 from jaxpapers.papers.disbert import model as model_lib
@@ -113,7 +114,7 @@ def to_global(batch, mesh) -> dict:
 
 
 def load_data(c, task, tokenizer):
-  """(train, dev, test arrays, BoW vocabulary, data report)."""
+  """(train, dev, test arrays, BoW vocabulary, data report, checked rows per split)."""
   report, rows = {}, {}
   for split in ('train', 'dev', 'test'):
     limit = c.data.train_limit if split == 'train' else c.data.eval_limit
@@ -127,7 +128,21 @@ def load_data(c, task, tokenizer):
         rows[split], task, tokenizer, c.seq_len, vocab, c.data.max_words)
     report[split] = pairs.summary(arrays[split])
   report['bow_vocab'] = len(vocab)
-  return arrays, vocab, report
+  return arrays, vocab, report, rows
+
+
+def zero_shot(c, tokenizer, rows, splits=('dev', 'test')) -> dict:
+  """The untrained backbone as the bi-encoder it was built as: cosine of mean-pooled
+  sentence embeddings vs the label on dev and test (regression tasks). A reference point for
+  the cross-encoders: all-MiniLM-L6-v2 is a sentence-embedding model."""
+  encoder = dense.Encoder(backbone(c, len(tokenizer), 0), tokenizer)
+  out = {}
+  for split in splits:
+    a = encoder.encode([r['a'] for r in rows[split]])
+    b = encoder.encode([r['b'] for r in rows[split]])      # unit vectors: dot = cosine
+    out[split] = sts_metrics.regression_metrics(np.sum(a * b, axis=-1),
+                                                [r['label'] for r in rows[split]])
+  return out
 
 
 def backbone(c, vocab_size: int, seed: int) -> bert_lib.Bert:
@@ -290,8 +305,12 @@ def run(config, workdir: str) -> dict:
   task = pairs.TASKS.get(config.task)
   tok_dir = config.model.tokenizer_dir or config.model.hf_dir or None
   tokenizer = bert_lib.load_tokenizer(tok_dir)
-  arrays, vocab, report = load_data(config, task, tokenizer)
+  arrays, vocab, report, rows = load_data(config, task, tokenizer)
   print(f'data {task.name}: {report}', flush=True)
+  reference = {}
+  if config.zero_shot and task.kind == 'regression':
+    reference = {'zero_shot_bi_encoder': zero_shot(config, tokenizer, rows)}
+    print(f'zero-shot bi-encoder: {reference["zero_shot_bi_encoder"]}', flush=True)
 
   # --- seeds
   writer = metrics_lib.MetricWriter(workdir)
@@ -310,7 +329,7 @@ def run(config, workdir: str) -> dict:
       'selected_on': config.select_metric or SELECT[task.kind], 'data': report,
       'test_mean': {k: float(np.mean([r['test'][k] for r in runs])) for k in keys},
       'test_std': {k: float(np.std([r['test'][k] for r in runs])) for k in keys},
-      'seeds': runs, 'wall_s': round(time.time() - t_start, 1)}
+      'seeds': runs, **reference, 'wall_s': round(time.time() - t_start, 1)}
   metrics_lib.write_json(workdir / 'results.json', results)
   if 'topics' in runs[0]:
     lines = [f'topic {k:2d}: {" ".join(w)}' for k, w in enumerate(runs[0]['topics'])]

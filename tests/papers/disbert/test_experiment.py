@@ -10,6 +10,7 @@ from jaxpapers import launch
 from jaxpapers.core import config as config_lib
 from jaxpapers.core import metrics as metrics_lib
 from jaxpapers.core.models import bert
+from jaxpapers.papers.disbert import data as pairs
 from jaxpapers.papers.disbert import experiment
 from jaxpapers.papers.disbert import model as model_lib
 
@@ -31,6 +32,8 @@ def test_tiny_run_writes_results_and_losses_decrease(tiny_run):
   run = on_disk['seeds'][0]
   assert set(run['test']) >= {'pearson', 'spearman', 'code_perplexity', 'codes_used'}
   assert len(run['topics']) == 4 and (workdir / 'topics.txt').exists()
+  assert 0.0 < run['topic_diversity'] <= 1.0
+  assert set(on_disk['zero_shot_bi_encoder']) == {'dev', 'test'}
   rows = metrics_lib.read_metrics(workdir)
   ntm_nll = [r['ntm_nll'] for r in rows if 'ntm_nll' in r and 'task_loss' not in r]
   task = [r['task_loss'] for r in rows if 'task_loss' in r]
@@ -68,3 +71,14 @@ def test_semantic_attention_changes_only_the_last_layer_input():
   assert not hasattr(plain, 'ntm') or plain.__dict__.get('ntm') is None
   out = jax.jit(lambda: plain.encode(ids, jnp.zeros_like(ids), mask))()
   assert set(out) == {'logits'} and out['logits'].shape == (2, 1)
+
+
+def test_zero_shot_minilm_matches_published_stsb_score():
+  """all-MiniLM-L6-v2 as a bi-encoder scores 82.03 Spearman x 100 on the STS-B test split
+  (sentence-transformers' model card); our BERT, tokenizer and pooling must reproduce it."""
+  from configs import disbert_stsb
+  c = disbert_stsb.get_config()
+  task = pairs.TASKS.get('stsb')
+  rows, _ = pairs.load_split(task, 'test')
+  out = experiment.zero_shot(c, bert.load_tokenizer(), {'test': rows}, splits=('test',))
+  assert abs(out['test']['spearman'] - 0.8203) < 2e-3, out
