@@ -240,12 +240,15 @@ def _gqa_attention(q, k, v, bias):
   """Grouped-query attention without repeating K/V. q [B,T,H,D], k/v [B,Hkv,S,D]."""
   b, t, h, dh = q.shape
   kv = k.shape[1]
-  q = q.reshape(b, t, kv, h // kv, dh)
-  scores = jnp.einsum('btkgd,bksd->bkgts', q, k).astype(jnp.float32) / math.sqrt(dh)
-  scores = scores + bias[:, :, None]                         # [B, 1, 1, T, S]
-  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum('bkgts,bksd->btkgd', probs, v)
-  return out.reshape(b, t, h, dh)
+  g = h // kv
+  # Queries as [B, Hkv, G*T, D]: both dots are then plain batched matmuls over (B, Hkv),
+  # which XLA:CPU runs ~2x faster than the 5-d einsum with T between the batch dims.
+  q = q.reshape(b, t, kv, g, dh).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, dh)
+  scores = jnp.einsum('bkqd,bksd->bkqs', q, k).reshape(b, kv, g, t, -1)
+  scores = scores.astype(jnp.float32) / math.sqrt(dh) + bias[:, :, None]  # bias [B,1,1,T,S]
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype).reshape(b, kv, g * t, -1)
+  out = jnp.einsum('bkqs,bksd->bkqd', probs, v).reshape(b, kv, g, t, dh)
+  return out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, dh)
 
 
 class MLP(nnx.Module):
