@@ -19,7 +19,8 @@ The torch side is skipped with a message when torch is missing. `--model=smollm2
 written with `llama.save_pretrained` so transformers' `LlamaForCausalLM` holds the same
 weights. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a 0.5B-shaped model (on a
 GPU it also prints the fraction of HBM bandwidth reached). `--dtype` applies to both sides
-(transformers loads the same weights in that dtype).
+(transformers loads the same weights in that dtype). `--matmul_floor` also times a loop of
+only the model's weight matmuls: the most a sampler built on XLA's dot kernels can reach.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def _args(argv=None):
   p.add_argument('--preset', default='', help='a qwen preset instead of the issue model')
   p.add_argument('--dtype', default='float32')
   p.add_argument('--skip_torch', action='store_true')
+  p.add_argument('--matmul_floor', action='store_true',
+                 help='also time a decode loop of only the weight matmuls (a floor for ours)')
   p.add_argument('--torch_threads', default='0,1',
                  help='comma list of torch thread counts to time; 0 = torch default (all cores)')
   return p.parse_args(argv)
@@ -71,6 +74,35 @@ def bench_ours(model, prompts: np.ndarray, a) -> dict:
   first = timing.timed(run, 1)['median_s']
   stats = timing.timed(run, a.repeats)
   return {**stats, 'compile_s': first - stats['median_s']}
+
+
+def bench_matmul_floor(cfg, a) -> dict:
+  """A decode loop of only the weight matmuls of `cfg` (q, k, v, o, gate, up, down per layer,
+  then the vocab projection) at batch `a.batch`, `a.new` steps: no attention, norms, RoPE or
+  sampling. What XLA's dot kernels alone need per token on this machine."""
+  jnp = jax.numpy
+  dt = jnp.dtype(a.dtype)
+  d, f = cfg.hidden_size, cfg.intermediate_size
+  q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+  shapes = [(d, q), (d, kv), (d, kv), (q, d), (d, f), (d, f), (f, d)]
+  keys = iter(jax.random.split(jax.random.key(0), len(shapes) * cfg.num_hidden_layers + 1))
+  init = lambda shape: (0.02 * jax.random.normal(next(keys), shape)).astype(dt)  # noqa: E731
+  layers = [[init(s) for s in shapes] for _ in range(cfg.num_hidden_layers)]
+  vocab = init((cfg.vocab_size, d))
+  mm = lambda x, w: jnp.dot(x, w, preferred_element_type=jnp.float32).astype(dt)  # noqa: E731
+
+  @jax.jit
+  def loop(layers, vocab, h):
+    def step(_, h):
+      for wq, wk, wv, wo, wg, wu, wd in layers:
+        h = h + mm(mm(h, wq) + (mm(h, wk).sum() + mm(h, wv).sum()).astype(dt), wo)
+        h = h + mm(mm(h, wg) * mm(h, wu), wd)
+      return h + mm(h, vocab.T)[:, :d] * dt.type(1e-3)
+    return jax.lax.fori_loop(0, a.new, step, h)
+  h = jnp.ones((a.batch, d), dt)
+  run = lambda: loop(layers, vocab, h).block_until_ready()  # noqa: E731
+  run()
+  return timing.timed(run, a.repeats)
 
 
 def bench_torch(path: str, prompts: np.ndarray, a, threads: int) -> dict | None:
@@ -136,6 +168,8 @@ def main(argv=None):
   ours = bench_ours(model, prompts, a)
   print(_line('ours', tokens, ours, f'; compile {ours["compile_s"]:.1f} s'
               f'{_hbm_fraction(cfg, a, ours["median_s"])}'), flush=True)
+  if a.matmul_floor:
+    print(_line('floor (weight matmuls only)', tokens, bench_matmul_floor(cfg, a)), flush=True)
   if a.skip_torch:
     return
   with tempfile.TemporaryDirectory() as tmp:
