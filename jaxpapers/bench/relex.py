@@ -240,7 +240,7 @@ def main() -> None:
   p.add_argument('--steps', type=int, default=20, help='T observed checkpoints')
   p.add_argument('--target', type=int, default=100, help='extrapolation target step')
   p.add_argument('--dir', default='/tmp/relex_bench', help='trajectory + outputs')
-  p.add_argument('--chunk_mb', type=float, default=32.0, help='ours: config.chunk_mb')
+  p.add_argument('--chunk_mb', type=float, default=0.0, help='ours: config.chunk_mb (0 = auto)')
   p.add_argument('--role', choices=sorted(ROLES) + ['generate'], help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.role:

@@ -40,7 +40,8 @@ def validate(config) -> None:
           f'must be >= 1 or -1 (fit once), got {config.refit_every}')
   require(config.refit_every == -1 or config.mode == 'extrapolate', 'refit_every',
           f'{config.refit_every} needs mode=extrapolate, got {config.mode!r}')
-  config_lib.check_positive(config, 'step_scale', 'chunk_mb', 'shard_min_size')
+  config_lib.check_positive(config, 'step_scale', 'shard_min_size')
+  require(config.chunk_mb >= 0, 'chunk_mb', f'must be >= 0 (0 = auto), got {config.chunk_mb}')
   require(config.chunk_size >= 0, 'chunk_size', f'must be >= 0, got {config.chunk_size}')
   require(config.prefetch >= 0, 'prefetch', f'must be >= 0, got {config.prefetch}')
   require(config.plot_tensors >= 0, 'plot_tensors', f'must be >= 0, got {config.plot_tensors}')

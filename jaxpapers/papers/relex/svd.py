@@ -26,22 +26,10 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 CPU_GRAM_BLOCK = 2048  # columns per Gram block on CPU (a [20, 2048] fp32 block fits L2)
-
-
-@struct.dataclass
-class GramAcc:
-  gram: jax.Array       # [R, R] fp32: Σ_chunks M_c M_cᵀ over all R rows
-  nonfinite: jax.Array  # [R + 1] int32: non-finite entries per row; θ₀ is the last entry
-
-
-def zeros_acc(num_rows: int) -> GramAcc:
-  return GramAcc(jnp.zeros((num_rows, num_rows), jnp.float32),
-                 jnp.zeros((num_rows + 1,), jnp.int32))
 
 
 def deltas(theta0: jax.Array, rows: jax.Array, delta_dtype=jnp.float32) -> jax.Array:
@@ -65,59 +53,64 @@ def gram_block(platform: str) -> int:
   return CPU_GRAM_BLOCK if platform == 'cpu' else 1
 
 
-def gram_chunk(theta0, rows, delta_dtype=jnp.float32, block: int = 1) -> GramAcc:
-  """One chunk's contribution to G (and to the non-finite counts).
+def gram(m: jax.Array, block: int = 1) -> jax.Array:
+  """M_c M_cᵀ of one chunk's deltas.
 
-  With block > 1 (CPU), G_c = Σ_blocks M_b M_bᵀ in a loop over column blocks, so M_c is
-  never materialised and each block stays in cache; measured ~2x faster than one
-  [R, c] x [c, R] dot on XLA:CPU, whose kernels suit large M and N, not R ≈ 20.
+  With block > 1 (CPU), a loop over column blocks so each [R, block] slice stays in cache;
+  measured ~2x faster than one [R, c] x [c, R] dot on XLA:CPU, whose kernels suit large M
+  and N, not R ≈ 20. The deltas come in materialised (`deltas` is its own jitted step): with
+  the bf16 -> f32 conversion fused into this loop, XLA:CPU ran it ~3x slower.
 
   Args:
-    theta0: [c]; rows: [R, c], c a multiple of `block` or at most one block.
+    m: [R, c] float32, c a multiple of `block` or at most one block.
   Returns:
-    GramAcc with gram [R, R] and nonfinite [R + 1].
+    [R, R] float32.
   """
-  r, c = rows.shape
+  r, c = m.shape
   b = block if block > 1 and c % block == 0 else c
 
-  def body(i, carry):
-    gram, bad = carry
-    x = jax.lax.dynamic_slice_in_dim(rows, i * b, b, axis=1)
-    t = jax.lax.dynamic_slice_in_dim(theta0, i * b, b)
-    m = deltas(t, x, delta_dtype)
-    gram += jax.lax.dot_general(m, m, (((1,), (1,)), ((), ())), precision=_HIGHEST,
-                                preferred_element_type=jnp.float32)
-    bad += jnp.concatenate([jnp.sum(~jnp.isfinite(x), axis=1),
-                            jnp.sum(~jnp.isfinite(t))[None]]).astype(jnp.int32)
-    return gram, bad
-  zeros = zeros_acc(r)
-  gram, bad = jax.lax.fori_loop(0, c // b, body, (zeros.gram, zeros.nonfinite))
-  return GramAcc(gram, bad)
+  def body(i, acc):
+    x = jax.lax.dynamic_slice_in_dim(m, i * b, b, axis=1)
+    return acc + jax.lax.dot_general(x, x, (((1,), (1,)), ((), ())), precision=_HIGHEST,
+                                     preferred_element_type=jnp.float32)
+  return jax.lax.fori_loop(0, c // b, body, jnp.zeros((r, r), jnp.float32))
 
 
-def project_chunk(theta0, rows, weights, out_dtype, delta_dtype=jnp.float32) -> jax.Array:
+def count_nonfinite(theta0: jax.Array, rows: jax.Array) -> jax.Array:
+  """[R + 1] int32: non-finite entries per row of `rows`, then in θ₀. Only run on chunks whose
+  Gram went non-finite (a NaN/inf anywhere in Δ_i makes G_ii NaN/inf), to name the steps."""
+  return jnp.concatenate([jnp.sum(~jnp.isfinite(rows), axis=1),
+                          jnp.sum(~jnp.isfinite(theta0))[None]]).astype(jnp.int32)
+
+
+def project(theta0, m, weights, out_dtype) -> jax.Array:
   """θ̂_j = θ₀ + Σ_t w_jt Δ_t for one chunk.
 
   Args:
     theta0: [c] θ₀ chunk.
-    rows: [R, c] chunk rows in the order G was built (extra rows get zero weight).
+    m: [R, c] the chunk's deltas (`deltas`) in the order G was built (extra rows get zero
+      weight).
     weights: [J, R] float32, w_j = U diag(keep/S) ĉ_j.
   Returns:
     [J, c] in `out_dtype`.
   """
-  m = deltas(theta0, rows, delta_dtype)
   delta = jnp.dot(weights, m, precision=_HIGHEST, preferred_element_type=jnp.float32)
   return (theta0.astype(jnp.float32)[None] + delta).astype(out_dtype)
 
 
 @dataclasses.dataclass(frozen=True)
 class Kernels:
-  """Jitted pass-1 / pass-2 steps for one placement: a single device or the mesh (along d)."""
-  gram_step: callable   # (acc, theta0 [c], rows [R, c]) -> acc, acc donated
-  project: callable     # (theta0 [c], rows [R, c], weights [J, R]) -> [J, c]
+  """Jitted steps for one placement: a single device or the mesh (along d).
+
+  Pass 1 per chunk: m = deltas(θ₀, rows); G = gram_step(G, m). Pass 2: project(θ₀, m, w).
+  """
+  deltas: callable      # (theta0 [c], rows [R, c]) -> m [R, c] float32
+  gram_step: callable   # (gram [R, R], m [R, c]) -> gram + m mᵀ, gram donated
+  project: callable     # (theta0 [c], m [R, c], weights [J, R]) -> [J, c]
+  count_nonfinite: callable  # (theta0 [c], rows [R, c]) -> [R + 1] int32
   sharding: object      # where θ₀ chunks go ([c], d sharded on a mesh)
   rows_sharding: object # where row blocks go ([R, c], d sharded on a mesh)
-  acc_sharding: object  # where the accumulator and weights live (replicated)
+  acc_sharding: object  # where the Gram matrix and weights live (replicated)
   block: int            # Gram block: chunk shards are padded to a multiple of it
 
 
@@ -126,25 +119,26 @@ def make_kernels(placement: Mesh | jax.Device, out_dtype, delta_dtype=jnp.float3
   """Kernels on one device, or on a mesh with d sharded over all its axes and G psum-reduced."""
   platform = (placement.devices.flat[0] if isinstance(placement, Mesh) else placement).platform
   block = gram_block(platform)
-  local_gram = lambda th, rows: gram_chunk(th, rows, delta_dtype, block)
-  local_proj = lambda th, rows, w: project_chunk(th, rows, w, out_dtype, delta_dtype)
+  local_gram = lambda m: gram(m, block)
+  local_proj = lambda th, m, w: project(th, m, w, out_dtype)
   if isinstance(placement, Mesh):
     axes = tuple(placement.axis_names)
-    reduce = lambda th, rows: jax.tree.map(lambda x: jax.lax.psum(x, axes), local_gram(th, rows))
     # check_vma off: the loop carry starts replicated; psum makes the result replicated.
-    gram = jax.shard_map(reduce, mesh=placement, in_specs=(P(axes), P(None, axes)),
-                         out_specs=P(), check_vma=False)
+    gram_fn = jax.shard_map(lambda m: jax.lax.psum(local_gram(m), axes), mesh=placement,
+                            in_specs=P(None, axes), out_specs=P(), check_vma=False)
     proj = jax.shard_map(local_proj, mesh=placement, in_specs=(P(axes), P(None, axes), P()),
                          out_specs=P(None, axes))
     sharding = NamedSharding(placement, P(axes))
     rows_sharding = NamedSharding(placement, P(None, axes))
     acc_sharding = NamedSharding(placement, P())
   else:
-    gram, proj = local_gram, local_proj
+    gram_fn, proj = local_gram, local_proj
     sharding = rows_sharding = acc_sharding = jax.sharding.SingleDeviceSharding(placement)
-  step = lambda acc, th, rows: jax.tree.map(jnp.add, acc, gram(th, rows))
-  return Kernels(jax.jit(step, donate_argnums=(0,)), jax.jit(proj), sharding, rows_sharding,
-                 acc_sharding, block)
+  return Kernels(deltas=jax.jit(lambda th, rows: deltas(th, rows, delta_dtype)),
+                 gram_step=jax.jit(lambda g, m: g + gram_fn(m), donate_argnums=(0,)),
+                 project=jax.jit(proj), count_nonfinite=jax.jit(count_nonfinite),
+                 sharding=sharding, rows_sharding=rows_sharding, acc_sharding=acc_sharding,
+                 block=block)
 
 
 # ----------------------------------------------------------------------------- host math

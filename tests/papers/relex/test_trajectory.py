@@ -151,6 +151,34 @@ def test_error_non_finite_names_step_and_tensor_and_writes_nothing(hf_trajectory
   assert not list((tmp_path / 'w' / 'extrapolated').iterdir())
 
 
+def test_error_non_finite_counts_every_chunk_and_base(hf_trajectory, tmp_path):
+  # up_proj (12 x 8) in 3-row chunks: the infs sit in chunks 2 and 4; θ₀'s NaN in chunk 3.
+  traj, base, data = hf_trajectory()
+  name = 'model.layers.0.mlp.up_proj.weight'
+  bad = dict(data[2])
+  bad[name] = bad[name].copy()
+  bad[name][4, 1] = bad[name][10, 7] = np.inf
+  hf.save_hf_dir(traj / 'step_2', bad, fx.HF_CONFIG)
+  bad_base = dict(base)
+  bad_base[name] = bad_base[name].copy()
+  bad_base[name][7, 0] = np.nan
+  hf.save_hf_dir(traj / 'base', bad_base, fx.HF_CONFIG)
+  with pytest.raises(ConfigError, match=rf"'{name}' has non-finite values at step_2 \(2\), "
+                                        r'.*base \(1\)'):
+    _run(traj, tmp_path, chunk_size=24)
+
+
+def test_error_gram_overflow_named(hf_trajectory, tmp_path):
+  # Finite values whose fp16 deltas (delta_dtype='float16', as the reference) overflow.
+  traj, _, data = hf_trajectory()
+  bad = dict(data[4])
+  bad['model.norm.weight'] = bad['model.norm.weight'].copy()
+  bad['model.norm.weight'][0] = 1e6
+  hf.save_hf_dir(traj / 'step_4', bad, fx.HF_CONFIG)
+  with pytest.raises(ConfigError, match=r"'model.norm.weight': the Gram matrix .* overflows"):
+    _run(traj, tmp_path, delta_dtype='float16')
+
+
 def test_error_fewer_than_two_observed_checkpoints(hf_trajectory, tmp_path):
   traj, _, _ = hf_trajectory()
   with pytest.raises(ConfigError, match=r'history_steps.*T=1.*T >= 2'):
