@@ -45,6 +45,7 @@ class Job:
   predict: bool                      # False: copied from θ₀
   sharded: bool                      # chunks go to the mesh (d sharded) vs one device
   chunks: tuple[streaming.Chunk, ...]
+  hold: bool = True                  # pass 2 reuses pass 1's blocks (no second read)
 
 
 def run(config, workdir, mesh=None) -> dict:
@@ -108,6 +109,9 @@ def _hf_layout(source, config):
   return hf.read_config(config.hf_config_dir), pathlib.Path(config.hf_config_dir), key_of
 
 
+HOLD_CHUNKS = 8  # a tensor of at most this many chunks' bytes is held for pass 2, not re-read
+
+
 def chunk_mb(config, mesh) -> float:
   """config.chunk_mb, or for 0: 8 MB blocks on CPU (they stay in cache: 1.5x faster than 32
   MB at 110M params), 128 MB on accelerators (fewer dispatches)."""
@@ -130,8 +134,9 @@ def _jobs(source, config, plan, mesh, tied) -> list[Job]:
                and not (skip and skip.search(name)))
     first = streaming.chunks(name, shape, elems)[0]
     sharded = predict and mesh.size > 1 and first.size >= config.shard_min_size
-    jobs.append(Job(name, shape, predict, sharded, tuple(streaming.chunks(
-        name, shape, elems, mesh.size if sharded else 1, block if predict else 1))))
+    chunks = tuple(streaming.chunks(name, shape, elems, mesh.size if sharded else 1,
+                                    block if predict else 1))
+    jobs.append(Job(name, shape, predict, sharded, chunks, len(chunks) <= HOLD_CHUNKS))
   return jobs
 
 
@@ -176,7 +181,8 @@ def _process(source, jobs, plan, mesh, outputs, config, out_dtype):
   svd_jobs = [j for j in jobs if j.predict]
   requests = (r for j in svd_jobs for r in _requests(source, j, plan, kernels[j.sharded]))
   # Room for the chunks in flight (queued, being read, in use) of the largest block size.
-  pool = streaming.BufferPool(int((config.prefetch + 3) * chunk_mb(config, mesh) * 2**20))
+  pool = streaming.BufferPool(
+      int((config.prefetch + 3 + HOLD_CHUNKS) * chunk_mb(config, mesh) * 2**20))
   loader = (streaming.Prefetcher(source, requests, config.prefetch, pool)
             if config.prefetch > 0 else (streaming.load(source, r, pool) for r in requests))
   stats, nbytes = [], 0
@@ -195,8 +201,8 @@ def _process(source, jobs, plan, mesh, outputs, config, out_dtype):
 
 
 def _requests(source, job: Job, plan, kernels):
-  """Pass-1 reads (all rows), then pass-2 re-reads (fit rows) if the tensor has chunks."""
-  passes = [plan.rows] + ([plan.fit_steps] if len(job.chunks) > 1 else [])
+  """Pass-1 reads (all rows), then pass-2 re-reads (fit rows) unless the job is held."""
+  passes = [plan.rows] + ([] if job.hold else [plan.fit_steps])
   for steps in passes:
     dtype = streaming.block_dtype(source, job.name, steps)
     for chunk in job.chunks:
@@ -204,8 +210,9 @@ def _requests(source, job: Job, plan, kernels):
 
 
 def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int]:
-  """Pass 1, eigen + fit on the host, pass 2 with writes; returns (stats, bytes read)."""
-  t, nbytes, held = len(plan.fit_steps), 0, None
+  """Pass 1, eigen + fit on the host, pass 2 with writes; returns (stats, bytes read).
+  A held job keeps its pass-1 blocks for pass 2; others read their fit rows again."""
+  t, nbytes, held = len(plan.fit_steps), 0, []
   num_rows = len(plan.rows)
   gram = jax.device_put(np.zeros((num_rows, num_rows), np.float32), kernels.acc_sharding)
   bad = np.zeros(num_rows + 1, np.int64)
@@ -213,14 +220,14 @@ def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int
     item = next(loader)
     m = kernels.deltas(item.theta0, item.rows)
     gram = kernels.gram_step(gram, m)
-    # Waiting here keeps one chunk's buffers alive at a time (async dispatch would queue
-    # every chunk of the tensor); the reader thread still overlaps the next read. A NaN/inf
-    # in any Δ_i makes G_ii non-finite from this chunk on: only then are entries counted.
+    # Waiting here bounds the buffers alive (async dispatch would queue every chunk of the
+    # tensor); the reader thread still overlaps the next read. A NaN/inf in any Δ_i makes
+    # G_ii non-finite from this chunk on: only then are entries counted.
     if not np.isfinite(np.diagonal(np.asarray(gram))).all():
       bad += np.asarray(kernels.count_nonfinite(item.theta0, item.rows))
     nbytes += item.nbytes
-    if len(job.chunks) == 1:
-      held = (item, m)
+    if job.hold:  # one chunk keeps its deltas too; more recompute them (less memory)
+      held.append((item, m if len(job.chunks) == 1 else None))
     else:
       item.release()
   gram = np.asarray(gram)
@@ -230,13 +237,14 @@ def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int
   c_extra = svd.coefficients(eig, gram[t:, :t]) if plan.extra_steps else None
   c_pred = plan_lib.predict_coefficients(plan, c_fit, c_extra)
   weights = svd.mixing_weights(eig, c_pred)  # [J, T]
-  if held is not None:  # the held block also has the extra rows; they get zero weight
+  if job.hold:  # the held blocks also have the extra rows; they get zero weight
     weights = np.pad(weights, ((0, 0), (0, len(plan.extra_steps))))
   weights = jax.device_put(weights, kernels.acc_sharding)
   row_shape = job.shape[1:]
-  for chunk in job.chunks:
-    if held is not None:
-      item, m = held
+  for i, chunk in enumerate(job.chunks):
+    if job.hold:
+      item, m = held[i]
+      m = kernels.deltas(item.theta0, item.rows) if m is None else m
     else:
       item = next(loader)
       nbytes += item.nbytes

@@ -94,6 +94,16 @@ def test_relex_chunked_equals_unchunked(hf_trajectory, tmp_path):
   _assert_same(whole, chunked)
 
 
+def test_relex_chunked_with_extra_rows_equals_unchunked(hf_trajectory, tmp_path):
+  # Held-out rows ride along in pass 1; held multi-chunk tensors (up_proj, down_proj) and
+  # re-read ones (embed_tokens: 12 chunks) must give them zero weight alike.
+  traj, _, _ = hf_trajectory(steps=range(1, 9))
+  options = dict(target_steps='9', project_heldout=True)
+  whole = _run_outputs(traj, tmp_path / 'a', _mesh1(), prefetch=0, **options)
+  chunked = _run_outputs(traj, tmp_path / 'b', _mesh1(), chunk_size=16, **options)
+  _assert_same(whole, chunked)
+
+
 def test_relex_sharded_8_devices_equals_1_device(hf_trajectory, tmp_path):
   assert jax.device_count() == 8
   traj, _, _ = hf_trajectory(shapes={'a.weight': (7, 5), 'b.bias': (13,), 'c.weight': (520, 9)})
