@@ -33,6 +33,7 @@ import numpy as np
 
 from jaxpapers.bench import timing
 from jaxpapers.core import sampler
+from jaxpapers.core.models import layers
 from jaxpapers.core.models import llama
 from jaxpapers.core.models import qwen
 
@@ -87,20 +88,20 @@ def bench_matmul_floor(cfg, a) -> dict:
   shapes = [(d, q), (d, kv), (d, kv), (q, d), (d, f), (d, f), (f, d)]
   keys = iter(jax.random.split(jax.random.key(0), len(shapes) * cfg.num_hidden_layers + 1))
   init = lambda shape: (0.02 * jax.random.normal(next(keys), shape)).astype(dt)  # noqa: E731
-  layers = [[init(s) for s in shapes] for _ in range(cfg.num_hidden_layers)]
+  blocks = [[init(s) for s in shapes] for _ in range(cfg.num_hidden_layers)]
   vocab = init((cfg.vocab_size, d))
-  mm = lambda x, w: jnp.dot(x, w, preferred_element_type=jnp.float32).astype(dt)  # noqa: E731
+  mm = layers.matmul  # the model's own dot (f32 accumulation, result in the input dtype)
 
   @jax.jit
-  def loop(layers, vocab, h):
+  def loop(blocks, vocab, h):
     def step(_, h):
-      for wq, wk, wv, wo, wg, wu, wd in layers:
+      for wq, wk, wv, wo, wg, wu, wd in blocks:
         h = h + mm(mm(h, wq) + (mm(h, wk).sum() + mm(h, wv).sum()).astype(dt), wo)
         h = h + mm(mm(h, wg) * mm(h, wu), wd)
       return h + mm(h, vocab.T)[:, :d] * dt.type(1e-3)
     return jax.lax.fori_loop(0, a.new, step, h)
   h = jnp.ones((a.batch, d), dt)
-  run = lambda: loop(layers, vocab, h).block_until_ready()  # noqa: E731
+  run = lambda: loop(blocks, vocab, h).block_until_ready()  # noqa: E731
   run()
   return timing.timed(run, a.repeats)
 

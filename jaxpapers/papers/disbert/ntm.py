@@ -77,8 +77,7 @@ class NTM(nnx.Module):
     """[K, V] log topic-word distributions."""
     logits = self.topic_emb[...] @ self.word_emb[...].T
     if self.word_norm:  # see the module docstring
-      mean = jnp.mean(logits, axis=0, keepdims=True)
-      logits = (logits - mean) * jax.lax.rsqrt(jnp.var(logits, axis=0, keepdims=True) + 1e-5)
+      logits = jax.nn.standardize(logits, axis=0, epsilon=1e-5, algorithm='stable')
     return jax.nn.log_softmax(logits, axis=-1)
 
   def __call__(self, bow, rng=None):

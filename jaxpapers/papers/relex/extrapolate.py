@@ -45,7 +45,7 @@ class Job:
   predict: bool                      # False: copied from θ₀
   sharded: bool                      # chunks go to the mesh (d sharded) vs one device
   chunks: tuple[streaming.Chunk, ...]
-  hold: bool = True                  # pass 2 reuses pass 1's blocks (no second read)
+  hold: bool                         # pass 2 reuses pass 1's blocks (no second read)
 
 
 def run(config, workdir, mesh=None) -> dict:

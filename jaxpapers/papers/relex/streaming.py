@@ -131,11 +131,11 @@ class BufferPool:
   def take(self, shape: tuple[int, ...], dtype) -> np.ndarray:
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     with self._lock:
-      raw = self._free[nbytes].pop() if self._free.get(nbytes) else None
-      self._bytes -= nbytes if raw is not None else 0
-    if raw is None:
-      return host_buffer(shape, dtype)
-    return raw.view(dtype).reshape(shape)
+      free = self._free.get(nbytes)
+      if free:
+        self._bytes -= nbytes
+        return free.pop().view(dtype).reshape(shape)
+    return host_buffer(shape, dtype)
 
   def give(self, *arrays: np.ndarray) -> None:
     with self._lock:
