@@ -54,10 +54,12 @@ def get_config(arg=None):
   c.plot_tensors = 4              # W/relex_coefficients.png: c_t + fit of the N largest tensors
 
   # Streaming and placement.
-  c.chunk_mb = 0.0                # fp32 size of one [rows, chunk] block; 0 = 8 on CPU (fastest
-                                  # measured: 8 vs 32 MB 1.5x faster, less RAM), 128 elsewhere
+  c.chunk_mb = 0.0                # fp32 size of one [rows, chunk] block; 0 = 16 on CPU (fastest
+                                  # measured at 110M params), 128 elsewhere
   c.chunk_size = 0                # elements of d per chunk; 0 = from chunk_mb
   c.prefetch = 1                  # chunks read ahead in a background thread; 0 = inline
+  c.streams = 0                   # tensors processed at once (threads, each with its own
+                                  # reader); 0 = one per 2 CPU cores, at most 4
   c.shard_min_size = 1 << 20      # chunks at least this big are sharded along d over the mesh
   c.mesh = common.mesh(data=-1)   # axis sizes; -1 = remaining devices
   return c

@@ -43,6 +43,7 @@ def validate(config) -> None:
   config_lib.check_positive(config, 'step_scale', 'shard_min_size')
   require(config.chunk_mb >= 0, 'chunk_mb', f'must be >= 0 (0 = auto), got {config.chunk_mb}')
   require(config.chunk_size >= 0, 'chunk_size', f'must be >= 0, got {config.chunk_size}')
+  require(config.streams >= 0, 'streams', f'must be >= 0 (0 = auto), got {config.streams}')
   require(config.prefetch >= 0, 'prefetch', f'must be >= 0, got {config.prefetch}')
   require(config.plot_tensors >= 0, 'plot_tensors', f'must be >= 0, got {config.plot_tensors}')
   require(config.save_hf or config.save_orbax, 'save_hf', 'False and save_orbax False: '

@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import struct
+import threading
 from typing import Mapping
 
 import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
@@ -62,6 +63,7 @@ class HFTrajectory(base_trajectory.TrajectorySource):
     super().__init__(base_dir, step_dirs)
     self._maps: dict[base_trajectory.Step, dict[str, pathlib.Path]] = {}
     self._files: dict[pathlib.Path, _File] = {}
+    self._lock = threading.RLock()
     self._base = self._entries(base_trajectory.BASE)
 
   def _map(self, step) -> dict[str, pathlib.Path]:
@@ -71,10 +73,11 @@ class HFTrajectory(base_trajectory.TrajectorySource):
     return self._maps[step]
 
   def _file_of(self, name: str, step) -> _File:
-    path = self._map(step)[name]
-    if path not in self._files:
-      self._files[path] = _File(path)
-    return self._files[path]
+    with self._lock:  # streams read from several threads; open each file once
+      path = self._map(step)[name]
+      if path not in self._files:
+        self._files[path] = _File(path)
+      return self._files[path]
 
   def _entries(self, step) -> dict[str, tuple]:
     """name -> (dtype, shape) of every tensor saved at `step` (headers only)."""

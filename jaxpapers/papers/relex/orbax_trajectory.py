@@ -14,7 +14,9 @@ with the number of RELEX chunks of that tensor).
 """
 from __future__ import annotations
 
+import collections
 import pathlib
+import threading
 from typing import Mapping
 
 import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
@@ -22,6 +24,8 @@ import numpy as np
 
 from jaxpapers.core.config import ConfigError
 from jaxpapers.papers.relex import base_trajectory
+
+_OPEN_TENSORS = 4  # tensors whose TensorStore handles stay open (one per stream at a time)
 
 PARAMS = 'params'
 _MARKERS = ('_METADATA', '_CHECKPOINT_METADATA')
@@ -81,7 +85,8 @@ class OrbaxTrajectory(base_trajectory.TrajectorySource):
     base, _ = self._metadata(base_trajectory.BASE)
     self._shapes = {k: tuple(v.shape) for k, v in base.items()}
     self._dtypes = {k: np.dtype(v.dtype) for k, v in base.items()}
-    self._open: dict[tuple, object] = {}  # (name, step) -> open TensorStore
+    self._open = collections.OrderedDict()  # name -> {step: open TensorStore}, recent last
+    self._lock = threading.RLock()
 
   def _metadata(self, step):
     if step not in self._meta:
@@ -107,14 +112,16 @@ class OrbaxTrajectory(base_trajectory.TrajectorySource):
 
   def _store(self, name: str, step):
     import tensorstore as ts  # local, as Orbax above
-    key = (name, step)
-    if key not in self._open:
-      if any(n != name for n, _ in self._open):
-        self._open.clear()  # keep handles of the current tensor only
-      leaves, zarr3 = self._metadata(step)
-      self._open[key] = ts.open(_read_spec(self._states[step], leaves[name].name, zarr3),
+    with self._lock:  # streams read from several threads
+      handles = self._open.setdefault(name, {})
+      self._open.move_to_end(name)
+      if len(self._open) > _OPEN_TENSORS:  # keep handles of the tensors being read only
+        self._open.popitem(last=False)
+      if step not in handles:
+        leaves, zarr3 = self._metadata(step)
+        handles[step] = ts.open(_read_spec(self._states[step], leaves[name].name, zarr3),
                                 read=True).result()
-    return self._open[key]
+      return handles[step]
 
   def read(self, name, step, rows: slice = slice(None)) -> np.ndarray:
     store = self._store(name, step)

@@ -21,6 +21,7 @@ import threading
 from typing import Iterable, Iterator, Sequence
 
 import jax
+import ml_dtypes
 import numpy as np
 
 from jaxpapers.papers.relex import base_trajectory
@@ -76,6 +77,7 @@ class Request:
   dtype: np.dtype       # dtype of the row block (the steps' stored dtype, or float32)
   sharding: object      # where θ₀'s [padded] vector goes
   rows_sharding: object # where the [R, padded] row block goes
+  bf16_pairs: bool = False  # also place bf16 θ₀ and rows as uint32 pairs (`gram_inputs`)
 
 
 @dataclasses.dataclass
@@ -86,12 +88,18 @@ class Loaded:
   nbytes: int           # bytes read from the checkpoints
   pool: 'BufferPool | None' = None
   buffers: tuple = ()   # the host buffers behind theta0 / rows
+  pairs: tuple = ()     # (θ₀, rows) as uint32 bf16 pairs, aliasing the same host buffers
+
+  @property
+  def gram_inputs(self) -> tuple[jax.Array, jax.Array]:
+    """What the Gram step reads: the uint32 pairs when placed, else θ₀ and rows."""
+    return self.pairs or (self.theta0, self.rows)
 
   def release(self) -> None:
     """Frees the device arrays and hands the host buffers back for the next reads. Only
     after every computation reading them has finished (the caller has synced on it)."""
-    self.theta0.delete()
-    self.rows.delete()
+    for a in (self.theta0, self.rows, *self.pairs):
+      a.delete()
     if self.pool is not None:
       self.pool.give(*self.buffers)
     self.buffers = ()
@@ -163,8 +171,15 @@ def load(source: base_trajectory.TrajectorySource, request: Request,
     source.read_into(chunk.name, step, chunk.rows, rows[i, :size])
   nbytes = theta0[:size].nbytes + sum(
       size * np.dtype(source.stored_dtype(chunk.name, s)).itemsize for s in request.steps)
+  pairs = ()
+  shards = len(request.sharding.device_set)
+  if (request.bf16_pairs and theta0.dtype == rows.dtype == ml_dtypes.bfloat16
+      and chunk.padded % (2 * shards) == 0):  # views: no copy on host or CPU device
+    pairs = (jax.device_put(theta0.view(np.uint32), request.sharding),
+             jax.device_put(rows.view(np.uint32), request.rows_sharding))
   return Loaded(chunk, jax.device_put(theta0, request.sharding),
-                jax.device_put(rows, request.rows_sharding), nbytes, pool, (theta0, rows))
+                jax.device_put(rows, request.rows_sharding), nbytes, pool, (theta0, rows),
+                pairs)
 
 
 class Prefetcher:

@@ -53,26 +53,46 @@ def gram_block(platform: str) -> int:
   return CPU_GRAM_BLOCK if platform == 'cpu' else 1
 
 
-def gram(m: jax.Array, block: int = 1) -> jax.Array:
-  """M_c M_cᵀ of one chunk's deltas.
+def bf16_pairs(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """uint32 [..., n] holding 2n bfloat16 values (little-endian) -> (even, odd) float32 [..., n].
+
+  A bf16 is the top half of an f32, so each half converts with one 32-bit shift or mask:
+  XLA:CPU vectorises these, while its bf16 -> f32 convert made the Gram loop 1.5x slower.
+  """
+  even = jax.lax.bitcast_convert_type(x << 16, jnp.float32)
+  odd = jax.lax.bitcast_convert_type(x & jnp.uint32(0xFFFF0000), jnp.float32)
+  return even, odd
+
+
+def gram(theta0: jax.Array, rows: jax.Array, block: int = 1,
+         delta_dtype=jnp.float32) -> jax.Array:
+  """M Mᵀ of one chunk, M = deltas(θ₀, rows), built block by block (M is never whole).
 
   With block > 1 (CPU), a loop over column blocks so each [R, block] slice stays in cache;
   measured ~2x faster than one [R, c] x [c, R] dot on XLA:CPU, whose kernels suit large M
-  and N, not R ≈ 20. The deltas come in materialised (`deltas` is its own jitted step): with
-  the bf16 -> f32 conversion fused into this loop, XLA:CPU ran it ~3x slower.
+  and N, not R ≈ 20. uint32 inputs are bf16 pairs (`bf16_pairs`): the even and the odd
+  columns each add their own M Mᵀ.
 
   Args:
-    m: [R, c] float32, c a multiple of `block` or at most one block.
+    theta0: [c] θ₀ chunk, or [c/2] uint32 bf16 pairs.
+    rows: [R, c] the chunk at each row step, or [R, c/2] uint32 bf16 pairs.
+    block: columns per Gram block; c must be a multiple of it (else one block).
   Returns:
     [R, R] float32.
   """
-  r, c = m.shape
-  b = block if block > 1 and c % block == 0 else c
+  pairs = rows.dtype == jnp.uint32
+  r, c = rows.shape
+  b = block // 2 if pairs else block
+  b = b if b > 1 and c % b == 0 else c
 
   def body(i, acc):
-    x = jax.lax.dynamic_slice_in_dim(m, i * b, b, axis=1)
-    return acc + jax.lax.dot_general(x, x, (((1,), (1,)), ((), ())), precision=_HIGHEST,
-                                     preferred_element_type=jnp.float32)
+    th = jax.lax.dynamic_slice_in_dim(theta0, i * b, b)
+    x = jax.lax.dynamic_slice_in_dim(rows, i * b, b, axis=1)
+    for th_part, x_part in zip(bf16_pairs(th), bf16_pairs(x)) if pairs else [(th, x)]:
+      m = deltas(th_part, x_part, delta_dtype)
+      acc = acc + jax.lax.dot_general(m, m, (((1,), (1,)), ((), ())), precision=_HIGHEST,
+                                      preferred_element_type=jnp.float32)
+    return acc
   return jax.lax.fori_loop(0, c // b, body, jnp.zeros((r, r), jnp.float32))
 
 
@@ -102,16 +122,20 @@ def project(theta0, m, weights, out_dtype) -> jax.Array:
 class Kernels:
   """Jitted steps for one placement: a single device or the mesh (along d).
 
-  Pass 1 per chunk: m = deltas(θ₀, rows); G = gram_step(G, m). Pass 2: project(θ₀, m, w).
+  Each pass is one jitted step on the chunk as read, so the fp32 deltas live only inside
+  XLA's temporaries (as separate steps, every chunk's deltas were a fresh output buffer
+  whose page faults cost more than the Gram itself). Pass 1: G = gram_step(G, θ₀, rows),
+  on CPU with bf16 chunks as uint32 pairs (`Loaded.gram_inputs`); pass 2: project(θ₀,
+  rows, w).
   """
-  deltas: callable      # (theta0 [c], rows [R, c]) -> m [R, c] float32
-  gram_step: callable   # (gram [R, R], m [R, c]) -> gram + m mᵀ, gram donated
-  project: callable     # (theta0 [c], m [R, c], weights [J, R]) -> [J, c]
+  gram_step: callable   # (gram [R, R], theta0 [c], rows [R, c]) -> gram + M Mᵀ, donated
+  project: callable     # (theta0 [c], rows [R, c], weights [J, R]) -> [J, c]
   count_nonfinite: callable  # (theta0 [c], rows [R, c]) -> [R + 1] int32
   sharding: object      # where θ₀ chunks go ([c], d sharded on a mesh)
   rows_sharding: object # where row blocks go ([R, c], d sharded on a mesh)
   acc_sharding: object  # where the Gram matrix and weights live (replicated)
   block: int            # Gram block: chunk shards are padded to a multiple of it
+  bf16_pairs: bool      # the Gram step takes bf16 chunks as uint32 pairs (CPU)
 
 
 @functools.lru_cache(maxsize=None)  # one compile cache per placement and dtypes
@@ -119,13 +143,14 @@ def make_kernels(placement: Mesh | jax.Device, out_dtype, delta_dtype=jnp.float3
   """Kernels on one device, or on a mesh with d sharded over all its axes and G psum-reduced."""
   platform = (placement.devices.flat[0] if isinstance(placement, Mesh) else placement).platform
   block = gram_block(platform)
-  local_gram = lambda m: gram(m, block)
-  local_proj = lambda th, m, w: project(th, m, w, out_dtype)
+  local_gram = lambda th, rows: gram(th, rows, block, delta_dtype)
+  local_proj = lambda th, rows, w: project(th, deltas(th, rows, delta_dtype), w, out_dtype)
   if isinstance(placement, Mesh):
     axes = tuple(placement.axis_names)
     # check_vma off: the loop carry starts replicated; psum makes the result replicated.
-    gram_fn = jax.shard_map(lambda m: jax.lax.psum(local_gram(m), axes), mesh=placement,
-                            in_specs=P(None, axes), out_specs=P(), check_vma=False)
+    gram_fn = jax.shard_map(lambda th, rows: jax.lax.psum(local_gram(th, rows), axes),
+                            mesh=placement, in_specs=(P(axes), P(None, axes)), out_specs=P(),
+                            check_vma=False)
     proj = jax.shard_map(local_proj, mesh=placement, in_specs=(P(axes), P(None, axes), P()),
                          out_specs=P(None, axes))
     sharding = NamedSharding(placement, P(axes))
@@ -134,11 +159,11 @@ def make_kernels(placement: Mesh | jax.Device, out_dtype, delta_dtype=jnp.float3
   else:
     gram_fn, proj = local_gram, local_proj
     sharding = rows_sharding = acc_sharding = jax.sharding.SingleDeviceSharding(placement)
-  return Kernels(deltas=jax.jit(lambda th, rows: deltas(th, rows, delta_dtype)),
-                 gram_step=jax.jit(lambda g, m: g + gram_fn(m), donate_argnums=(0,)),
+  return Kernels(gram_step=jax.jit(lambda g, th, rows: g + gram_fn(th, rows),
+                                   donate_argnums=(0,)),
                  project=jax.jit(proj), count_nonfinite=jax.jit(count_nonfinite),
                  sharding=sharding, rows_sharding=rows_sharding, acc_sharding=acc_sharding,
-                 block=block)
+                 block=block, bf16_pairs=platform == 'cpu')
 
 
 # ----------------------------------------------------------------------------- host math

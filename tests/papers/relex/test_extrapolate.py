@@ -3,12 +3,15 @@ chunking and sharding invariance, tied embeddings, copied keys, atomic output.""
 import json
 
 import jax
+import jax.numpy as jnp
+import ml_dtypes
 import numpy as np
 import pytest
 
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.papers.relex import extrapolate
 from jaxpapers.papers.relex import output
+from jaxpapers.papers.relex import svd
 from tests.papers.relex import conftest as fx
 
 
@@ -155,3 +158,50 @@ def test_relex_crash_leaves_previous_output_and_no_partial_dir(hf_trajectory, tm
   after = fx.read_output(work, 8)
   for name in before:
     np.testing.assert_array_equal(before[name], after[name])
+
+
+def test_relex_bf16_trajectory_matches_reference_chunked_and_sharded(tmp_path):
+  # bf16 checkpoints take the uint32-pair Gram path on CPU (even and odd columns apart).
+  base, data = fx.random_trajectory(list(range(1, 6)))
+  as_bf16 = lambda p: {k: v.astype(ml_dtypes.bfloat16) for k, v in p.items()}
+  traj = fx.write_hf(tmp_path / 'traj', as_bf16(base), {t: as_bf16(p) for t, p in data.items()})
+  upcast = lambda p: {k: v.astype(ml_dtypes.bfloat16).astype(np.float32) for k, v in p.items()}
+  ref = fx.reference_relex(upcast(base), {t: upcast(p) for t, p in data.items()}, 5, [12])[12]
+  for name, mesh, options in [('one', _mesh1(), {}), ('chunked', _mesh1(), {'chunk_size': 16}),
+                              ('sharded', mesh_lib.make_mesh({'data': -1}),
+                               {'chunk_size': 2700, 'shard_min_size': 1})]:
+    extrapolate.run(fx.make_config(traj, target_steps='12', **options), tmp_path / name,
+                    mesh=mesh)
+    fx.assert_matches_reference(fx.read_output(tmp_path / name, 12), ref, upcast(base))
+
+
+def test_gram_of_bf16_pairs_equals_plain_gram():
+  rng = np.random.default_rng(0)
+  rows = rng.standard_normal((7, 4096)).astype(ml_dtypes.bfloat16)
+  theta0 = rng.standard_normal(4096).astype(ml_dtypes.bfloat16)
+  plain = svd.gram(jnp.asarray(theta0), jnp.asarray(rows), block=2048)
+  pairs = svd.gram(jnp.asarray(theta0.view(np.uint32)), jnp.asarray(rows.view(np.uint32)),
+                   block=2048)
+  m = rows.astype(np.float64) - theta0.astype(np.float64)
+  np.testing.assert_allclose(np.asarray(pairs), m @ m.T, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(pairs), np.asarray(plain), rtol=1e-5)
+
+
+def test_relex_streams_give_identical_outputs_and_report(hf_trajectory, tmp_path):
+  traj, _, _ = hf_trajectory()
+  outs, reports = [], []
+  for streams in (1, 3):
+    path = tmp_path / f's{streams}'
+    outs.append(_run_outputs(traj, path, _mesh1(), streams=streams, chunk_size=16))
+    reports.append(json.loads((path / 'relex_report.json').read_text())['tensors'])
+  for target in outs[0]:
+    for name in outs[0][target]:
+      np.testing.assert_array_equal(outs[0][target][name], outs[1][target][name])
+  assert [t['name'] for t in reports[0]] == [t['name'] for t in reports[1]]
+
+
+def test_split_streams_balances_work_in_order():
+  assert extrapolate.split_streams([5, 1, 1, 1, 1, 1], 2) == [[0], [1, 2, 3, 4, 5]]
+  assert extrapolate.split_streams([1, 1, 1], 2) == [[0, 2], [1]]
+  assert extrapolate.split_streams([3], 4) == [[0]]
+  assert extrapolate.split_streams([], 2) == [[]]
