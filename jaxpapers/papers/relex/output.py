@@ -131,12 +131,21 @@ class HFOutput:
     entries = [(n, s.dtype, s.hf_shape) for s in specs for n in (s.hf_name, *s.aliases)]
     self.writer = SafetensorsWriter(self.tmp, entries, max_shard_bytes)
     self.specs = {s.name: s for s in specs}
+    self._assembling: dict[str, list] = {}  # transposed tensors: name -> [array, rows filled]
 
   def write(self, name: str, block: np.ndarray, row_start: int) -> None:
-    """Writes source rows [row_start, row_start + len(block)) (whole tensor if transposed)."""
+    """Writes source rows [row_start, row_start + len(block)). A transposed tensor's rows are
+    columns of what is written: they are gathered and the whole tensor written at its last."""
     spec = self.specs[name]
     if spec.transpose:
-      block, row_start = np.ascontiguousarray(block.T), 0
+      whole, filled = self._assembling.setdefault(name, [np.empty(spec.shape, spec.dtype), 0])
+      whole[row_start:row_start + len(block)] = block
+      filled += len(block)
+      if filled < spec.shape[0]:
+        self._assembling[name][1] = filled
+        return
+      del self._assembling[name]
+      block, row_start = np.ascontiguousarray(whole.T), 0
     row_bytes = int(np.prod(spec.hf_shape[1:], dtype=np.int64)) * spec.dtype.itemsize
     for key in (spec.hf_name, *spec.aliases):
       self.writer.write(key, block.astype(spec.dtype, copy=False), row_start * row_bytes)

@@ -77,7 +77,8 @@ def test_relex_orbax_trajectory_matches_reference_and_writes_hf_and_orbax(tmp_pa
   (tmp_path / 'cfg').mkdir()
   (tmp_path / 'cfg' / 'config.json').write_text('{"model_type": "qwen3"}')
   config = fx.make_config(root, target_steps='12', save_orbax=True,
-                          hf_config_dir=str(tmp_path / 'cfg'))
+                          hf_config_dir=str(tmp_path / 'cfg'), streams=3, chunk_size=16)
+  # 3 streams read concurrently; chunked, the transposed kernels reach HF output in row blocks
   extrapolate.run(config, tmp_path / 'w', mesh=_mesh1())
   ref = fx.reference_relex(base, data, 5, [12])[12]
   restored = ocp.StandardCheckpointer().restore(tmp_path / 'w' / 'extrapolated_orbax' / '12'
