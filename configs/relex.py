@@ -59,7 +59,7 @@ def get_config(arg=None):
   c.chunk_size = 0                # elements of d per chunk; 0 = from chunk_mb
   c.prefetch = 1                  # chunks read ahead in a background thread; 0 = inline
   c.streams = 0                   # tensors processed at once (threads, each with its own
-                                  # reader); 0 = one per 2 CPU cores, at most 4
+                                  # reader); 0 = one per 2 CPU cores (<= 4), 1 elsewhere
   c.shard_min_size = 1 << 20      # chunks at least this big are sharded along d over the mesh
   c.mesh = common.mesh(data=-1)   # axis sizes; -1 = remaining devices
   return c

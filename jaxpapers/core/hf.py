@@ -16,16 +16,18 @@ import pathlib
 import re
 import shutil
 import tempfile
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from jaxpapers.core import registry
+
+if TYPE_CHECKING:
+  from flax import nnx
 
 KeyTable = list[tuple[str, str, bool]]
 KEY_TABLES = registry.Registry('HF key table')
@@ -260,5 +262,6 @@ def read_config(path) -> dict:
 
 def abstract_params(model_factory: Callable[[], nnx.Module]) -> tuple[Any, nnx.State, dict]:
   """(graphdef, abstract NNX state, abstract pure dict) without allocating weights."""
+  from flax import nnx  # local: checkpoint tools (RELEX) read and write HF files without NNX
   graphdef, state = nnx.split(nnx.eval_shape(model_factory))
   return graphdef, state, nnx.to_pure_dict(state)

@@ -7,14 +7,16 @@ any mesh. The mesh uses Auto axis types (classic sharding propagation).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import jax
 import numpy as np
-from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxpapers.core import config as config_lib
+
+if TYPE_CHECKING:  # NNX is imported where param states are handled, not by every mesh user
+  from flax import nnx
 
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -85,6 +87,7 @@ def _axes_of(variable: nnx.Variable):
 
 def param_shardings(state: nnx.State, mesh: Mesh, rules: Mapping[str, Any] = RULES):
   """Pure-dict tree of NamedShardings for an (abstract) NNX param state."""
+  from flax import nnx
   def one(v):
     axes = _axes_of(v) or (None,) * len(v.shape)
     return NamedSharding(mesh, logical_spec(axes, v.shape, mesh, rules))

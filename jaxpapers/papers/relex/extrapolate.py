@@ -123,11 +123,14 @@ def chunk_mb(config, mesh) -> float:
   return 16.0 if mesh.devices.flat[0].platform == 'cpu' else 128.0
 
 
-def num_streams(config) -> int:
-  """config.streams, or for 0: one stream per two CPU cores (a stream keeps about two busy:
-  its jitted steps and its reader), at most 4 (each holds its own chunks in memory)."""
+def num_streams(config, mesh) -> int:
+  """config.streams, or for 0 on CPU one stream per two cores (a stream keeps about two busy:
+  its jitted steps and its reader), at most 4 (each holds its own chunks in memory); one on
+  accelerators, where the device is not the bottleneck."""
   if config.streams:
     return config.streams
+  if mesh.devices.flat[0].platform != 'cpu':
+    return 1
   return max(1, min(4, len(os.sched_getaffinity(0)) // 2))
 
 
@@ -197,7 +200,7 @@ def _process(source, jobs, plan, mesh, outputs, config, out_dtype):
       _copy(source, job, outputs)
   svd_jobs = [j for j in jobs if j.predict]
   streams = split_streams([j.chunks[0].padded * len(j.chunks) for j in svd_jobs],
-                          num_streams(config))
+                          num_streams(config, mesh))
   # Room for the chunks in flight (queued, being read, in use) of the largest block size.
   pool = streaming.BufferPool(int(len(streams) * (config.prefetch + 3 + HOLD_CHUNKS)
                                   * chunk_mb(config, mesh) * 2**20))
