@@ -13,13 +13,15 @@ checkpoints drifting along one direction per tensor with noise) is written once 
          held for every tensor, then saved (the reference's separate fp16 delta precompute
          pass is not charged to it);
   ours   `jaxpapers.papers.relex.extrapolate.run` (streaming, jitted, one CPU/GPU device).
-Reads are warm: the page cache is primed by an untimed read first, for every contender.
+Reads are warm: the page cache is primed by an untimed read first, for every contender;
+with --cold (root on Linux) the page cache is dropped before each contender instead.
 Prints wall times, ratios, peak RSS and the max |ours − numpy| over the bf16 outputs.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -192,7 +194,19 @@ def _child(args) -> None:
                     'run_seconds': inner}))
 
 
+def drop_page_cache() -> None:
+  """Writes dirty pages, then drops the page cache (Linux, root), so reads come from disk."""
+  os.sync()
+  try:
+    pathlib.Path('/proc/sys/vm/drop_caches').write_text('3\n')
+  except OSError as e:
+    raise SystemExit(f'--cold: cannot drop the page cache ({e}); run as root on Linux, or '
+                     'leave out --cold for warm reads') from None
+
+
 def _spawn(args, role: str) -> dict:
+  if args.cold and role != 'generate':
+    drop_page_cache()
   cmd = [sys.executable, '-m', 'jaxpapers.bench.relex', f'--role={role}', f'--dir={args.dir}',
          f'--steps={args.steps}', f'--target={args.target}', f'--chunk_mb={args.chunk_mb}',
          f'--params={args.params}']
@@ -241,6 +255,8 @@ def main() -> None:
   p.add_argument('--target', type=int, default=100, help='extrapolation target step')
   p.add_argument('--dir', default='/tmp/relex_bench', help='trajectory + outputs')
   p.add_argument('--chunk_mb', type=float, default=0.0, help='ours: config.chunk_mb (0 = auto)')
+  p.add_argument('--cold', action='store_true',
+                 help='drop the page cache before each contender (root): cold-disk reads')
   p.add_argument('--role', choices=sorted(ROLES) + ['generate'], help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.role:
@@ -252,7 +268,8 @@ def main() -> None:
   n = sum(int(np.prod(s)) for s in meta['shapes'].values())
   print(f'trajectory: {n / 1e6:.1f}M params x (1 + {args.steps}) checkpoints, bf16, '
         f'{n * 2 * (args.steps + 1) / 1e9:.2f} GB ({time.perf_counter() - t0:.0f} s to prepare)')
-  _spawn(args, 'read')  # prime the page cache
+  if not args.cold:
+    _spawn(args, 'read')  # prime the page cache
   results = {r: _spawn(args, r) for r in ('read', 'numpy', 'ours')}
   diff = output_diff(root / 'out_ours' / 'extrapolated' / f'step_{args.target}',
                      root / 'out_numpy', root / 'base')
