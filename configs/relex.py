@@ -13,7 +13,7 @@ all Orbax checkpoints of core/checkpoint.py. Writes W/extrapolated/step_<M>/ (HF
 tokenizer copied), W/relex_report.json (singular values, coefficients, R² per tensor),
 W/relex_coefficients.png and W/metrics.jsonl.
 Variants: `--config=configs/relex.py:mode=reconstruct,rank=5`.
-Expected: seconds for tiny trajectories; 110M params x 20 bf16 steps: ~6.5 s and ~0.4 GB
+Expected: seconds for tiny trajectories; 110M params x 20 bf16 steps: ~4.8 s and ~0.36 GB
 peak RSS on a 2-core CPU (python -m jaxpapers.bench.relex; numbers in README).
 """
 import ml_collections
