@@ -4,8 +4,9 @@ Per tensor (../shared/papers/relex.md; weizhepei/RELEX scripts/svd_extrapolation
   pass 1  read θ₀ and the same chunk at every row step, G += M_c M_cᵀ (jitted, fp32)
   host    eigh(G) → U, S; c = S·u; fit c over the window index; ĉ at each target
   pass 2  θ̂ = θ₀ + Mᵀ w per chunk (w = U diag(keep/S) ĉ), cast to output_dtype, written
-A tensor that fits in one chunk is read once (its chunk stays on device between passes);
-larger tensors are read twice, never whole. Every floating tensor gets its own prediction;
+A tensor of at most HOLD_CHUNKS chunks is read once (its chunks stay on device between
+passes); larger ones are read twice, never whole. Tensors are spread over `streams` threads.
+Every floating tensor gets its own prediction;
 tensors matched by `skip_pattern` and non-float tensors are copied from θ₀; with tied
 embeddings `lm_head` is skipped and re-tied to the `embed_tokens` prediction (reference).
 Checkpoint headers are checked before any compute; non-finite values are reported with the

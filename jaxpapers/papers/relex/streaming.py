@@ -9,7 +9,8 @@ blocks (zero deltas add nothing to G; padded outputs are dropped).
 one [R, padded] block) in a thread, places them on their device(s), and hands them over in
 request order with at most `depth` waiting, so reading overlaps the jitted Gram/projection
 steps and host memory stays at a few chunks. Host buffers come back through `BufferPool` once
-a chunk is done (`Loaded.release`), so reads land in memory that is already mapped.
+a chunk is done (`Loaded.release`), so reads land in memory that is already mapped. On CPU a
+bf16 chunk is also placed as uint32 pairs of the same memory, which the Gram step reads.
 """
 from __future__ import annotations
 
