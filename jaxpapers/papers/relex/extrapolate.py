@@ -254,13 +254,14 @@ def split_streams(sizes: list[int], streams: int) -> list[list[int]]:
 
 
 def _requests(source, job: Job, plan, kernels):
-  """Pass-1 reads (all rows), then pass-2 re-reads (fit rows) unless the job is held."""
+  """Pass-1 reads (all rows), then pass-2 re-reads (fit rows) unless the job is held. Only
+  pass 1 runs the Gram step, so only its chunks are also placed as bf16 pairs."""
   passes = [plan.rows] + ([] if job.hold else [plan.fit_steps])
-  for steps in passes:
+  for first, steps in zip((True, False), passes):
     dtype = streaming.block_dtype(source, job.name, steps)
     for chunk in job.chunks:
       yield streaming.Request(chunk, steps, dtype, kernels.sharding, kernels.rows_sharding,
-                              kernels.bf16_pairs)
+                              kernels.bf16_pairs and first)
 
 
 def _process_tensor(job: Job, loader, plan, kernels, writers) -> tuple[dict, int]:
