@@ -1,5 +1,9 @@
 """GGUF (llama.cpp) files -> `layers.Decoder`: metadata, dequantisation, name map, tokenizer.
 
+Architectures: `llama` (Llama 2/3/3.1, SmolLM2), `qwen2` (Qwen2/2.5, q/k/v biases) and `qwen3`
+(per-head q/k RMSNorm, `attn_q_norm`/`attn_k_norm`); the GGUF architecture is the HF
+`model_type` whose family module (`models.families`) maps the config.
+
 Reads with the PyPI `gguf` package: `GGUFReader` memory-maps the file and
 `gguf.quants.dequantize` turns each tensor's blocks into float32 (numpy, no torch). Tensors are
 dequantised one at a time, cast to the requested dtype and placed on their sharding, so the host
@@ -7,8 +11,9 @@ holds one float32 tensor at a time.
 
 What llama.cpp's converter (`convert_hf_to_gguf.py`, `LlamaModel`) changes and we undo:
   * names: `blk.N.attn_q.weight` etc.; `GGUF_KEYS` maps our parameter paths to them;
-  * Q/K rows (weights and biases) are permuted from HF's rotate-half RoPE layout to GPT-J's
-    interleaved one, per head (`LlamaModel.permute`); `unpermute_qk` inverts it;
+  * Llama only: Q/K rows (weights and biases) are permuted from HF's rotate-half RoPE layout to
+    GPT-J's interleaved one, per head (`LlamaModel.permute`); `unpermute_qk` inverts it.
+    `Qwen2Model`/`Qwen3Model` write HF's rows as they are (llama.cpp runs them with NEOX RoPE);
   * Llama 3.1 `llama3` RoPE scaling is stored as per-frequency divisors (`rope_freqs.weight`)
     rather than as parameters; `llama3_scaling_from_factors` recovers parameters that reproduce
     them (only the wavelength thresholds old_ctx/low and old_ctx/high are identifiable, so the
@@ -35,8 +40,8 @@ from flax import nnx
 import gguf as gguf_lib
 from jaxpapers.core import hf
 from jaxpapers.core import mesh as mesh_lib
+from jaxpapers.core.models import families
 from jaxpapers.core.models import layers
-from jaxpapers.core.models import llama
 from jaxpapers.core.models import loading
 
 QType = gguf_lib.GGMLQuantizationType
@@ -45,7 +50,8 @@ QType = gguf_lib.GGMLQuantizationType
 SUPPORTED_TYPES = frozenset(QType[n] for n in (
     'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1',
     'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'))
-SUPPORTED_ARCHITECTURES = ('llama',)
+SUPPORTED_ARCHITECTURES = ('llama', 'qwen2', 'qwen3')
+PERMUTED_QK = ('llama',)   # architectures whose Q/K rows llama.cpp permutes
 ROPE_FREQS = 'rope_freqs.weight'
 LLAMA_CPP_ORIGINAL_CONTEXT = 8192   # convert_hf_to_gguf.py's default for llama3 rope factors
 
@@ -61,6 +67,7 @@ GGUF_KEYS: hf.KeyTable = [
     (r'lm_head\.kernel', 'output.weight', True),
     (r'layers\.(\d+)\.input_layernorm\.scale', 'blk.{0}.attn_norm.weight', False),
     (r'layers\.(\d+)\.post_attention_layernorm\.scale', 'blk.{0}.ffn_norm.weight', False),
+    (r'layers\.(\d+)\.self_attn\.(q|k)_norm\.scale', 'blk.{0}.attn_{1}_norm.weight', False),
 ] + [
     (rf'layers\.(\d+)\.{parent}\.{p}_proj\.{kind}',
      f'blk.{{0}}.{name}.{"weight" if kind == "kernel" else "bias"}', kind == 'kernel')
@@ -150,7 +157,7 @@ def llama3_scaling_from_factors(factors: np.ndarray, rope_theta: float, head_dim
 
 
 def hf_config(path_or_reader) -> dict[str, Any]:
-  """The metadata as an HF Llama config.json dict (what `llama.config_from_hf` reads)."""
+  """The metadata as an HF config.json dict of its family (`model_type` = the architecture)."""
   reader = _reader(path_or_reader)
   meta = metadata(reader)
   arch = meta.get('general.architecture')
@@ -178,7 +185,7 @@ def hf_config(path_or_reader) -> dict[str, Any]:
                                           original)
   bias = 'blk.0.attn_q.bias' in tensors
   return dict(
-      model_type=llama.FAMILY, vocab_size=int(tensors['token_embd.weight'].shape[1]),
+      model_type=arch, vocab_size=int(tensors['token_embd.weight'].shape[1]),
       hidden_size=hidden, intermediate_size=int(get('feed_forward_length')),
       num_hidden_layers=int(get('block_count')), num_attention_heads=heads,
       num_key_value_heads=int(get('attention.head_count_kv', heads)), head_dim=head_dim,
@@ -192,7 +199,8 @@ def hf_config(path_or_reader) -> dict[str, Any]:
 
 
 def config(path_or_reader, **overrides) -> layers.DecoderConfig:
-  return llama.config_from_hf(hf_config(path_or_reader), **overrides)
+  raw = hf_config(path_or_reader)
+  return families.module_for(raw['model_type']).config_from_hf(raw, **overrides)
 
 
 # ----------------------------------------------------------------------------- tensors
@@ -227,6 +235,9 @@ def permute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
 
 
 def _qk_heads(name: str, cfg: layers.DecoderConfig) -> int | None:
+  """Heads to un-permute `name`'s rows over, or None where llama.cpp kept HF's order."""
+  if cfg.family not in PERMUTED_QK:
+    return None
   if '.attn_q.' in name:
     return cfg.num_attention_heads
   if '.attn_k.' in name:
@@ -328,14 +339,14 @@ def load_tokenizer(path: str | os.PathLike):
 
 def to_hf_dir(path: str | os.PathLike, out_dir: str | os.PathLike, dtype: str | None = None,
               tokenizer: bool = True) -> pathlib.Path:
-  """Writes the GGUF as an HF Llama directory (config.json, safetensors, tokenizer files).
+  """Writes the GGUF as an HF directory of its family (config.json, safetensors, tokenizer).
 
   The weights are the dequantised values (float32 unless `dtype`); transformers'
   `AutoModelForCausalLM.from_pretrained(out_dir)` loads it.
   """
   model = load_decoder(path)
   raw = hf_config(path)
-  hf_cfg = llama.config_to_hf(model.config)
+  hf_cfg = families.module_for(model.config.family).config_to_hf(model.config)
   hf_cfg.update({k: raw[k] for k in ('bos_token_id', 'eos_token_id', 'pad_token_id')})
   with tempfile.TemporaryDirectory() as tok_dir:
     if tokenizer and has_tokenizer(path):

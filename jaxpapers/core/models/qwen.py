@@ -2,6 +2,8 @@
 
 The network itself is `layers.Decoder`; Qwen2/2.5 turn on q/k/v biases, Qwen3 turns on
 per-head q/k RMSNorm (https://huggingface.co/docs/transformers/model_doc/qwen3).
+`from_pretrained` also reads llama.cpp `.gguf` files (`qwen2`/`qwen3` architectures) and named
+checkpoints (`jaxpapers.core.assets`, e.g. `qwen2.5-coder-0.5b-instruct`).
 """
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from typing import Any, Mapping
 
 from flax import nnx
 
-from jaxpapers.core import hf
 from jaxpapers.core.models import layers
 from jaxpapers.core.models import loading
 
@@ -112,11 +113,11 @@ def init(cfg: DecoderConfig, seed: int = 0) -> layers.Decoder:
   return layers.Decoder(cfg, nnx.Rngs(params=seed))
 
 
-def from_pretrained(path: str | os.PathLike, dtype: str | None = None, mesh=None,
+def from_pretrained(path: str | os.PathLike, dtype=None, mesh=None,
                     **overrides) -> layers.Decoder:
-  """Loads an HF Qwen directory; with `mesh`, params land sharded by the logical rules."""
-  cfg = config_from_hf(hf.read_config(path), **overrides)
-  return loading.load_decoder(path, cfg, dtype=dtype, mesh=mesh)
+  """An HF Qwen directory, a `.gguf` file or a named checkpoint (`loading.from_pretrained`);
+  with `mesh`, params land sharded by the logical rules."""
+  return loading.from_pretrained(path, config_from_hf, dtype=dtype, mesh=mesh, **overrides)
 
 
 def save_pretrained(model: layers.Decoder, path: str | os.PathLike, dtype: str | None = None,

@@ -1,4 +1,5 @@
-"""GGUF -> HF converter (configs/convert.py): writes a llama.cpp file as an HF Llama directory.
+"""GGUF -> HF converter (configs/convert.py): writes a llama.cpp file as an HF directory of its
+family (Llama, Qwen2, Qwen3).
 
 Stages: validate -> resolve the source -> dequantise and write (jaxpapers.core.gguf.to_hf_dir)
 -> optional verify (reload the directory with our HF loader, params must equal the GGUF's
@@ -13,12 +14,13 @@ import time
 import jax
 import numpy as np
 
+from jaxpapers.core import assets
 from jaxpapers.core import config as config_lib
 from jaxpapers.core import gguf
 from jaxpapers.core import hf
 from jaxpapers.core import registry
+from jaxpapers.core.models import families
 from jaxpapers.core.models import layers
-from jaxpapers.core.models import llama
 from jaxpapers.core.models import loading
 
 DTYPES = ('float32', 'bfloat16', 'float16')
@@ -27,17 +29,17 @@ DTYPES = ('float32', 'bfloat16', 'float16')
 def validate(config) -> None:
   config_lib.check_choice(config, 'dtype', DTYPES)
   src = str(config.src)
-  config_lib.require(src in llama.BUILTIN or src.lower().endswith('.gguf'), 'src',
-                     f'{src!r} is neither a .gguf file nor a built-in name '
-                     f'{sorted(llama.BUILTIN)}')
-  if src not in llama.BUILTIN:
+  config_lib.require(assets.is_asset(src) or loading.is_gguf(src), 'src',
+                     f'{src!r} is neither a .gguf file nor a checkpoint name '
+                     f'{assets.ASSETS.names()}')
+  if not assets.is_asset(src):
     config_lib.require(pathlib.Path(src).is_file(), 'src', f'{src!r} does not exist')
 
 
 def verify(src: pathlib.Path, out: pathlib.Path, dtype: str) -> float:
   """Max |written - GGUF| over all params (0.0 for float32)."""
   ours = hf.flatten(loading.params_of(gguf.load_decoder(src)))
-  written = hf.flatten(loading.params_of(llama.from_pretrained(out)))
+  written = hf.flatten(loading.params_of(families.from_pretrained(out)))
   if set(ours) != set(written):
     raise AssertionError(f'{out}: params {sorted(set(ours) ^ set(written))[:5]} differ')
   np_dtype = np.dtype(layers.as_dtype(dtype))
@@ -55,7 +57,7 @@ def run(config, workdir: str) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
 
   # --- source
-  src = llama.resolve(config.src)
+  src = assets.resolve(config.src)
   out = pathlib.Path(config.out_dir) if config.out_dir else workdir / 'hf'
   print(f'convert: {src} -> {out} ({config.dtype})', flush=True)
 

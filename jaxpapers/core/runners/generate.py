@@ -1,7 +1,8 @@
 """`generate` experiment: completions from a checkpoint, printed (streamed) and saved.
 
 `model_dir` is an HF checkpoint dir, a `.gguf` file (dequantised on load, tokenizer and chat
-template from its metadata) or a built-in checkpoint name (`smollm2-135m-instruct`).
+template from its metadata) or a named checkpoint (`jaxpapers.core.assets`:
+`qwen2.5-coder-0.5b-instruct`, `qwen2.5-coder-1.5b-instruct`, `smollm2-135m-instruct`).
 Stages: validate -> mesh -> tokenizer -> model (sharded on load) -> prompts -> sample -> write.
 One prompt streams its tokens as they come; `interactive` chats on stdin, keeping the
 conversation in the chat template.
@@ -16,6 +17,7 @@ import time
 import jax
 from flax import nnx
 
+from jaxpapers.core import assets
 from jaxpapers.core import config as config_lib
 from jaxpapers.core import gguf
 from jaxpapers.core import mesh as mesh_lib
@@ -25,26 +27,25 @@ from jaxpapers.core import sampler
 from jaxpapers.core import tokenizer as tok_lib
 from jaxpapers.core.models import families
 from jaxpapers.core.models import layers
-from jaxpapers.core.models import llama
 from jaxpapers.core.models import loading
 
 
 def gguf_path(config) -> pathlib.Path | None:
-  """The GGUF file `model_dir` names (a path or a built-in name), else None."""
-  if config.model_dir in llama.BUILTIN or llama.is_gguf(config.model_dir):
-    return llama.resolve(config.model_dir)
+  """The GGUF file `model_dir` names (a path or a checkpoint name), else None."""
+  if assets.is_asset(config.model_dir) or loading.is_gguf(config.model_dir):
+    return assets.resolve(config.model_dir)
   return None
 
 
 def validate(config) -> None:
   config_lib.require(bool(config.model_dir) or bool(config.preset), 'model_dir',
                      'set an HF checkpoint dir (or config.preset for random weights)')
-  if config.model_dir in llama.BUILTIN:
+  if assets.is_asset(config.model_dir):
     try:
-      llama.builtin_path(config.model_dir)
-    except FileNotFoundError as e:
+      assets.part_paths(assets.ASSETS.get(config.model_dir))
+    except assets.AssetError as e:
       raise config_lib.ConfigError(f'config.model_dir: {e}') from None
-  elif config.model_dir and llama.is_gguf(config.model_dir):
+  elif config.model_dir and loading.is_gguf(config.model_dir):
     config_lib.require(pathlib.Path(config.model_dir).is_file(), 'model_dir',
                        f'{config.model_dir!r} does not exist')
   elif config.model_dir:
@@ -94,7 +95,7 @@ def load_model(config, mesh):
   dtype = config.dtype or None
   path = gguf_path(config)
   if path is not None:
-    return sampler.split(llama.from_pretrained(path, dtype=dtype, mesh=mesh))
+    return sampler.split(gguf.load_decoder(path, dtype=dtype, mesh=mesh))
   if config.model_dir:
     cfg = families.config_for({'hf_dir': config.model_dir})
     return sampler.split(loading.load_decoder(config.model_dir, cfg, dtype=dtype, mesh=mesh))
