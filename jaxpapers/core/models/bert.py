@@ -66,6 +66,8 @@ class BertConfig:
   remat: bool = False                       # rematerialise each layer in the backward pass
 
   def __post_init__(self):
+    for field in ('dtype', 'param_dtype'):   # jnp/numpy dtypes are accepted, names stored
+      object.__setattr__(self, field, layers.dtype_name(getattr(self, field)))
     if self.hidden_size % self.num_attention_heads:
       raise ValueError(f'hidden_size {self.hidden_size} is not divisible by '
                        f'num_attention_heads {self.num_attention_heads}')
@@ -429,7 +431,7 @@ def save_pretrained(model: Bert, path: str | os.PathLike, dtype: str | None = No
   tensors = hf.to_hf_tensors(params, hf.KEY_TABLES.get('bert'), dtype=np_dtype)
   config = config_to_hf(model.config)
   if dtype is not None:
-    config['dtype'] = dtype
+    config['dtype'] = layers.dtype_name(dtype)
   return hf.save_hf_dir(path, tensors, config, copy_from=tokenizer_dir)
 
 

@@ -28,13 +28,21 @@ from flax import nnx
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
 
 
+def dtype_name(dtype) -> str:
+  """'bfloat16', jnp.bfloat16, np.dtype('bfloat16') -> 'bfloat16': the one form configs store
+  (config.json and our dataclasses must stay JSON-serialisable)."""
+  try:
+    name = dtype if isinstance(dtype, str) else jnp.dtype(dtype).name
+  except TypeError:
+    name = None
+  if name not in _DTYPES:
+    raise ValueError(f'dtype: unknown {dtype!r}; valid: {sorted(_DTYPES)}')
+  return name
+
+
 def as_dtype(name_or_dtype) -> Any:
-  """'bfloat16' -> jnp.bfloat16; dtypes pass through."""
-  if isinstance(name_or_dtype, str):
-    if name_or_dtype not in _DTYPES:
-      raise ValueError(f'dtype: unknown {name_or_dtype!r}; valid: {sorted(_DTYPES)}')
-    return _DTYPES[name_or_dtype]
-  return name_or_dtype
+  """'bfloat16', jnp.bfloat16 or np.dtype('bfloat16') -> jnp.bfloat16."""
+  return _DTYPES[dtype_name(name_or_dtype)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +67,10 @@ class DecoderConfig:
   dtype: str = 'float32'               # compute dtype
   param_dtype: str = 'float32'         # storage dtype
   remat: bool = False                  # rematerialise each block in the backward pass
+
+  def __post_init__(self):
+    for field in ('dtype', 'param_dtype'):   # jnp/numpy dtypes are accepted, names stored
+      object.__setattr__(self, field, dtype_name(getattr(self, field)))
 
   def replace(self, **kw) -> 'DecoderConfig':
     return dataclasses.replace(self, **kw)

@@ -109,7 +109,7 @@ def save_decoder(model: layers.Decoder, path, hf_config: Mapping[str, Any],
   tensors = hf.to_hf_tensors(params, hf.KEY_TABLES.get('decoder'), dtype=np_dtype)
   config = dict(hf_config)
   if dtype is not None:
-    config['dtype'] = dtype
+    config['dtype'] = layers.dtype_name(dtype)
   return hf.save_hf_dir(path, tensors, config, copy_from=tokenizer_dir)
 
 

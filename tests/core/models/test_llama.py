@@ -16,6 +16,7 @@ import pytest
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
+from jaxpapers.core import assets
 from jaxpapers.core import hf
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core.models import families
@@ -191,9 +192,9 @@ def test_families_resolve_llama_model_type_and_presets(golden_dir):
   assert families.config_for({'hf_dir': hf_dir}).family == 'llama'
 
 
-def test_builtin_path_unknown_name_lists_valid_names():
+def test_asset_path_unknown_name_lists_valid_names():
   with pytest.raises(ValueError, match='smollm2-135m-instruct'):
-    llama.builtin_path('nope')
+    assets.path('nope')
 
 
 # ----------------------------------------------------------------------------- dtype, cache, mesh

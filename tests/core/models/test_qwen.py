@@ -4,6 +4,7 @@ Goldens (tests/golden/qwen/<name>/, written by tests/golden/make_qwen_goldens.py
 random HF checkpoint and the torch logits of a left-padded batch, so parity runs without torch.
 Tests marked `parity` build fresh HF models and need torch; they skip when it is missing.
 """
+import json
 import re
 
 import chex
@@ -96,6 +97,26 @@ def test_save_pretrained_round_trip_params_exactly_equal(golden_dir, tmp_path, n
   reloaded = qwen.from_pretrained(tmp_path / 'out')
   assert reloaded.config == model.config
   chex.assert_trees_all_equal(loading.params_of(reloaded), loading.params_of(model))
+
+
+@pytest.mark.parametrize('dtype', ['bfloat16', jnp.bfloat16, np.dtype('bfloat16'), 'float32',
+                                   jnp.float32, np.float32], ids=str)
+def test_from_pretrained_dtype_as_name_jnp_or_numpy_round_trips_through_save(
+    golden_dir, tmp_path, dtype):
+  path, _ = _golden(golden_dir, 'qwen2_tied')
+  model = qwen.from_pretrained(path, dtype=dtype)
+  name = layers.dtype_name(dtype)
+  assert (model.config.dtype, model.config.param_dtype) == (name, name)   # stored as a name
+  qwen.save_pretrained(model, tmp_path / 'out', dtype=dtype)
+  assert json.loads((tmp_path / 'out' / 'config.json').read_text())['dtype'] == name
+  reloaded = qwen.from_pretrained(tmp_path / 'out', dtype=dtype)
+  assert reloaded.config == model.config
+  chex.assert_trees_all_equal(loading.params_of(reloaded), loading.params_of(model))
+
+
+def test_dtype_name_unknown_dtype_raises_listing_valid_names():
+  with pytest.raises(ValueError, match='bfloat16'):
+    layers.dtype_name(np.int32)
 
 
 @pytest.mark.parity
