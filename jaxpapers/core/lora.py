@@ -18,7 +18,8 @@ Choices where PEFT differs or is silent:
 - The forward merges (W + scale * A @ B, in float32, cast to W's dtype) instead of PEFT's
   unmerged x @ W + scale * (x @ A) @ B, so the decoder needs no LoRA-aware layer. Gradients
   are the same; with bf16 kernels the merged weight is rounded to bf16, so a delta below
-  W's resolution is not seen until it grows.
+  W's resolution is not seen until it grows. Memory: one merged copy of the adapted kernels
+  is live through the step (the base itself is never copied into the optimizer).
 - An entry of `target_modules` that matches no module is an error (PEFT only errors when
   none matches), so a typo cannot silently train fewer modules.
 - No LoRA dropout (PEFT's default `lora_dropout=0.0`).

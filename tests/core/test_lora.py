@@ -160,7 +160,7 @@ def test_lora_sft_on_sharded_mesh_lowers_loss(tiny):
   for _ in range(steps):
     state, metrics = step(state, batch, state.rng)
     losses.append(float(metrics['loss']))
-  assert losses[-1] < losses[0] - 1.0, losses
+  assert losses[-1] < losses[0] - 0.75, losses  # 5.57 -> 4.49 at the time of writing
 
 
 # ----------------------------------------------------------------------------- export
