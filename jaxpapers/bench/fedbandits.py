@@ -39,9 +39,9 @@ def parse(argv):
 def setup(n, rounds):
   """Env, costs and settings of configs/fedbandits_synthetic.py with N=n, T=rounds."""
   import jax.numpy as jnp
-  from configs import fedbandits_synthetic
+  from jaxpapers.core import config as config_lib
   from jaxpapers.papers.fedbandits import costs, envs, experiment
-  c = fedbandits_synthetic.get_config(f'n={n},t={rounds}')
+  c = config_lib.load_file('configs/fedbandits_synthetic.py', f'n={n},t={rounds}')
   env = envs.make(c.env, n, c.seed, jnp.float64)
   return env, costs.sample(c.costs, n, c.seed, jnp.float64), experiment.settings_from(c)
 

@@ -162,9 +162,9 @@ def role_numpy(root: pathlib.Path, steps: int, target: int, out: pathlib.Path, *
 
 def role_ours(root: pathlib.Path, steps: int, target: int, out: pathlib.Path, chunk_mb: float,
               **_) -> None:
-  from configs import relex as relex_config
+  from jaxpapers.core import config as config_lib
   from jaxpapers.papers.relex import extrapolate
-  config = relex_config.get_config()
+  config = config_lib.load_file('configs/relex.py')
   config.trajectory_dir, config.history_steps = str(root), steps
   config.target_steps, config.chunk_mb = str(target), chunk_mb
   config.plot_tensors = 0  # the diagnostic plot (matplotlib) is not part of the comparison

@@ -21,7 +21,6 @@ OLS line through each raw parameter's deltas (same window and index as rank 1).
 """
 from __future__ import annotations
 
-import importlib
 import json
 import pathlib
 import shutil
@@ -127,7 +126,7 @@ def distances(pred, real, last, names) -> dict:
 
 
 def _relex_config(config, traj_dir, history: int, targets, variant: str, plot: bool):
-  relex_config = importlib.import_module('configs.relex').get_config()
+  relex_config = config_lib.load_file('configs/relex.py')
   relex_config.update(dict(
       trajectory_dir=str(traj_dir), history_steps=history,
       target_steps=','.join(map(str, targets)), degree=config.degree,
@@ -176,8 +175,8 @@ def run(config, workdir: str) -> dict:
   validate(config)
   start, workdir = time.time(), pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  grpo_config = importlib.import_module(f'configs.{config.grpo_config}').get_config(
-      config.grpo_config_arg or None)
+  grpo_config = config_lib.load_file(f'configs/{config.grpo_config}.py',
+                                     config.grpo_config_arg or None)
   traj_dir = pathlib.Path(config.grpo_workdir) / 'checkpoints'
   base, saved = trajectory_lib.discover(traj_dir)
   steps = dict(sorted({0: base, **saved}.items()))
