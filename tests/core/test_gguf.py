@@ -21,6 +21,7 @@ from flax import nnx
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from jaxpapers import launch
+from jaxpapers.core import assets
 from jaxpapers.core import config as config_lib
 from jaxpapers.core import gguf
 from jaxpapers.core import hf
@@ -111,7 +112,11 @@ def write_gguf(path, model: layers.Decoder, qtype: QType = QType.F32, tokenizer=
     drop: GGUF tensor names left out.
   """
   cfg = model.config
-  names = gguf_lib.get_tensor_name_map(gguf_lib.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
+  # llama.cpp's Qwen2Model/Qwen3Model keep HF's q/k rows; only LlamaModel permutes them.
+  qwen = arch in ('qwen2', 'qwen3')
+  names = gguf_lib.get_tensor_name_map(
+      gguf_lib.MODEL_ARCH[arch.upper()] if qwen else gguf_lib.MODEL_ARCH.LLAMA,
+      cfg.num_hidden_layers)
   w = gguf_lib.GGUFWriter(str(path), arch)
   _add_metadata(w, cfg, tokenizer)
   tensors = hf.to_hf_tensors(loading.params_of(model), hf.KEY_TABLES.get('decoder'))
@@ -119,7 +124,7 @@ def write_gguf(path, model: layers.Decoder, qtype: QType = QType.F32, tokenizer=
     name = names.get_name(hf_name, try_suffixes=('.weight', '.bias'))
     if name in drop:
       continue
-    if name.startswith('blk.') and name.split('.')[2] in ('attn_q', 'attn_k'):
+    if not qwen and name.startswith('blk.') and name.split('.')[2] in ('attn_q', 'attn_k'):
       heads = cfg.num_attention_heads if '.attn_q.' in name else cfg.num_key_value_heads
       value = llama_cpp_permute(value, heads)
     data, kind = (override or {}).get(name, (None, qtype if value.ndim == 2 else QType.F32))
@@ -385,8 +390,8 @@ def test_converted_dir_loads_in_transformers_with_golden_logits(golden_dir, tmp_
 @pytest.mark.slow
 def test_smollm2_gguf_greedy_answers_capital_of_france():
   try:
-    path = llama.builtin_path('smollm2-135m-instruct')
-  except FileNotFoundError as e:
+    path = assets.path('smollm2-135m-instruct')
+  except assets.AssetError as e:
     pytest.skip(f'{e}')
   start = time.perf_counter()
   model = llama.from_pretrained(path)

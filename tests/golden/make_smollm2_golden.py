@@ -26,8 +26,8 @@ import transformers
 
 if __package__ in (None, ''):
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from jaxpapers.core import assets  # noqa: E402
 from jaxpapers.core import tokenizer as tok_lib  # noqa: E402
-from jaxpapers.core.models import llama  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent / 'smollm2' / 'golden.npz'
 QUESTION = 'What is the capital of France?'
@@ -35,7 +35,7 @@ HEAD = 1024
 
 
 def main():
-  path = llama.builtin_path('smollm2-135m-instruct')
+  path = assets.path('smollm2-135m-instruct')
   tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
   model = transformers.AutoModelForCausalLM.from_pretrained(
       str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
