@@ -1,46 +1,53 @@
 """Multi-turn rollouts: policy turn (jitted sampler) -> environment turn (plain Python) -> ...
 
-Each round, every live episode's context (prompt + all turns so far, token ids exactly as
-sampled or tokenised, never re-tokenised) is prefilled and the policy samples one turn of
-up to `max_turn_tokens`, stopping at EOS or a stop string (e.g. `</search>`, `</answer>`).
-The environment callback then sees each turn's text and answers with an observation, which
-is formatted with `env_template`, tokenised and appended with mask 0. Episodes end when the
-env says done, on EOS (`end_on_eos`), after `max_turns` policy turns, or at
-`max_total_tokens` completion tokens (policy + env; the excess is cut); the env is not
-called after the last allowed turn. Search-R1 style appends observations inline
+Each round, every live episode samples one policy turn of up to `max_turn_tokens`, stopping
+at EOS or a stop string (e.g. `</search>`, `</answer>`). The environment then sees each
+turn's text and answers with an observation, which is formatted with `env_template`,
+tokenised and appended with mask 0. Episodes end when the env says done, on EOS
+(`end_on_eos`), after `max_turns` policy turns, or at `max_total_tokens` completion tokens
+(policy + env; a turn never samples past the budget, an observation is cut to it); the env
+is not called after the last allowed turn. Search-R1 style appends observations inline
 (`env_template='{text}'`); chat style closes the turn instead, e.g. for Qwen
 `'<|im_end|>\n<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n'` with
-`end_on_eos=False`.
+`end_on_eos=False` (or `tokenizer.chat_turn_delta` for any chat template).
 
-Environment callback: `env(rows, turns) -> observations`, batched over the episodes awaiting
-a response (`rows` index the prompts, `turns` are the policy turns' text), so a retriever
-can answer one batch per round and a per-episode env (a web page, a judge) can look up its
-row. An observation is an object with `.text` and `.done` (e.g.
-`retrieval.env.Observation`), a `(text, done)` pair, a string (not done) or None (done).
-`each(fn)` adapts a per-row `fn(row, text)`; `lambda rows, turns: env.step(turns)` adapts
-`jaxpapers.core.retrieval.env.SearchEnv`. If the batched call raises, rows are retried one
-at a time; a row whose call raises, or returns something malformed, gets an error message
-(`on_error='message'`, the episode goes on) or ends (`on_error='end'`). Malformed tool calls
-are the env's to answer (e.g. Search-R1's invalid-action message); the loop never crashes.
+Token store: each Episode holds its token ids exactly as sampled or tokenised, append-only;
+earlier turns are never re-tokenised, and the loss mask comes from the turn spans.
 
-Choices: each round re-prefills the whole context instead of keeping per-episode caches
-(simple, exact, and the prefill is one parallel pass); finished episodes are dropped from
-the batch, which is padded to a power of two so few shapes compile.
+KV reuse (`kv_reuse=True`, the default): each episode's cache is kept on device between
+turns; a turn prefills only what is new (the previous turn's last sampled token and the
+observation) into the cache at the batch's write cursor, then decodes. Rows share slot
+indices; a row's slots that hold nothing (left padding of a chunk, decode steps after it
+stopped) are masked out, and RoPE positions count each row's real tokens, so a row continues
+exactly as its context alone would. When half the batch has finished, the cache is compacted
+to the live rows (batch sizes are powers of two, so few shapes compile); finished rows cost
+one masked token per round until then. `kv_reuse=False` re-prefills the whole context every
+round (the reference the cached loop is tested against).
+
+Environment: a `core.env.Environment` (its `step`) or any `env(rows, turns) ->
+observations`, batched over the episodes awaiting a response (`rows` index the prompts). See
+core/env.py for observation forms. `each(fn)` adapts a per-row `fn(row, text)`. If the
+batched call raises, rows are retried one at a time; a row whose call raises, times out
+(`env_timeout_s`) or returns something malformed gets an error message (`on_error='message'`,
+the episode goes on) or ends (`on_error='end'`). Malformed tool calls are the env's to answer
+(e.g. Search-R1's invalid-action message); the loop never crashes.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable, Sequence
 
-from absl import logging
 import flax.struct
 import jax
 import numpy as np
+from flax import nnx
 
+from jaxpapers.core import env as env_lib
 from jaxpapers.core import sampler
 from jaxpapers.core import tokenizer as tok_lib
 
 ERROR_TEMPLATE = '\n[environment error: {error}]\n'
+ON_ERROR = ('message', 'end')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +59,20 @@ class AgentConfig:
   env_template: str = '{text}'     # how an observation's text is appended
   end_on_eos: bool = True          # an EOS from the policy ends the episode
   on_error: str = 'message'        # env exception / malformed observation: 'message' | 'end'
-  temperature: float = 1.0         # sampling (jaxpapers.core.sampler.generate)
+  env_timeout_s: float = 0.0       # an env call running longer is an error (0 = no limit)
+  temperature: float = 1.0         # sampling (jaxpapers.core.sampler)
   top_k: int = 0
   top_p: float = 1.0
-  prompt_bucket: int = 0           # context lengths round up to multiples (0 = powers of two)
+  prompt_bucket: int = 0           # prompt lengths round up to multiples (0 = powers of two)
+  kv_reuse: bool = True            # keep each episode's KV cache between turns
+  chunk_bucket: int = 16           # kv_reuse: new-turn token counts round up to multiples
+
+  def __post_init__(self):
+    if self.on_error not in ON_ERROR:
+      raise ValueError(f'on_error: {self.on_error!r} is not one of {list(ON_ERROR)}')
+    for name in ('max_turns', 'max_turn_tokens', 'max_total_tokens', 'chunk_bucket'):
+      if getattr(self, name) <= 0:
+        raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
 
 
 @flax.struct.dataclass
@@ -73,7 +90,7 @@ class Rollout:
 
 @dataclasses.dataclass
 class Episode:
-  """One row's host-side record."""
+  """One row's host-side record: an append-only token store with turn spans."""
   prompt: list[int]
   tokens: list[int] = dataclasses.field(default_factory=list)
   mask: list[int] = dataclasses.field(default_factory=list)
@@ -81,6 +98,9 @@ class Episode:
   turns: list[dict] = dataclasses.field(default_factory=list)  # role, start, end, text
   done: bool = False
   end_reason: str = ''   # eos | env_done | env_error | max_turns | token_budget
+  tool_calls: int = 0
+  invalid_actions: int = 0
+  env_errors: int = 0
 
   def add(self, role: str, tokens, logprobs, text: str, budget: int) -> bool:
     """Appends a segment (cut to the budget); False when the budget ran out."""
@@ -97,48 +117,24 @@ class Episode:
     if not self.done:
       self.done, self.end_reason = True, reason
 
+  def policy_text(self) -> str:
+    return ''.join(t['text'] for t in self.turns if t['role'] == 'policy')
+
+  def text(self) -> str:
+    return ''.join(t['text'] for t in self.turns)
+
+  @property
+  def num_policy_turns(self) -> int:
+    return sum(t['role'] == 'policy' for t in self.turns)
+
+  @property
+  def truncated(self) -> bool:
+    return self.end_reason in ('token_budget', 'max_turns')
+
 
 def each(fn: Callable[[int, str], Any]) -> Callable[[Sequence[int], Sequence[str]], list]:
   """Adapts a per-episode `fn(row, text) -> observation` to the batched env interface."""
   return lambda rows, turns: [fn(r, t) for r, t in zip(rows, turns)]
-
-
-def _normalise(obs) -> tuple[str, bool]:
-  """Observation -> (text, done); raises TypeError when malformed."""
-  if obs is None:
-    return '', True
-  if isinstance(obs, str):
-    return obs, False
-  if isinstance(obs, tuple) and len(obs) == 2 and isinstance(obs[0], str):
-    return obs[0], bool(obs[1])
-  if isinstance(getattr(obs, 'text', None), str) and hasattr(obs, 'done'):
-    return obs.text, bool(obs.done)
-  raise TypeError(f'malformed observation {obs!r:.80}; expected (text, done), str, None or '
-                  'an object with .text and .done')
-
-
-def _error(e: Exception) -> str:
-  return f'{type(e).__name__}: {e}'
-
-
-def call_env(env, rows: Sequence[int], turns: Sequence[str]) -> list[tuple[str, bool, str]]:
-  """(text, done, error) per row; one failing row never takes the others down."""
-  try:
-    out = list(env(list(rows), list(turns)))
-    if len(out) != len(rows):
-      raise ValueError(f'env returned {len(out)} observations for {len(rows)} turns')
-  except Exception as e:  # noqa: BLE001 - an env bug becomes a message, not a crash
-    if len(rows) > 1:     # retry one row at a time to find the failing ones
-      return [r for row, turn in zip(rows, turns) for r in call_env(env, [row], [turn])]
-    logging.warning('agent: env failed on row %s: %s', rows[0], _error(e))
-    return [('', False, _error(e))]
-  results = []
-  for obs in out:
-    try:
-      results.append((*_normalise(obs), ''))
-    except TypeError as e:
-      results.append(('', False, _error(e)))
-  return results
 
 
 def _pad_rows(seqs: Sequence[list], width: int, value, dtype, left: bool = False) -> np.ndarray:
@@ -153,48 +149,173 @@ def _pad_rows(seqs: Sequence[list], width: int, value, dtype, left: bool = False
   return out
 
 
-def _policy_round(pair, tokenizer, episodes, live, cfg: AgentConfig, rng, mesh, eos_ids, pad_id):
-  """One policy turn for the live episodes; returns [(row, turn text)] awaiting the env."""
-  out = sampler.generate(
-      pair, [episodes[i].prompt + episodes[i].tokens for i in live],
-      max_new_tokens=cfg.max_turn_tokens, rng=rng, temperature=cfg.temperature,
-      top_k=cfg.top_k, top_p=cfg.top_p, stop=list(cfg.stop) or None, tokenizer=tokenizer,
-      eos_ids=eos_ids, pad_id=pad_id, mesh=mesh, prompt_bucket=cfg.prompt_bucket,
-      pad_batch_to=1 << (len(live) - 1).bit_length())
-  tokens, logps = np.asarray(out.tokens), np.asarray(out.logprobs)
-  lengths, finish = np.asarray(out.lengths), np.asarray(out.finish_reason)
-  pending = []
-  for j, i in enumerate(live):
-    ep, n = episodes[i], int(lengths[j])
-    text = tokenizer.decode(tokens[j, :n].tolist(), skip_special_tokens=True)
-    room = ep.add('policy', tokens[j, :n].tolist(), logps[j, :n].tolist(), text,
-                  cfg.max_total_tokens)
-    if finish[j] == sampler.FINISH_EOS and cfg.end_on_eos:
-      ep.finish('eos')
-    elif not room:
-      ep.finish('token_budget')
-    else:
-      pending.append((i, text))
-  return pending
+def _pow2(n: int) -> int:
+  return 1 << max(0, n - 1).bit_length()
 
 
-def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> None:
-  """Calls the env for the pending (row, text) pairs and appends its observations."""
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+# ----------------------------------------------------------------------------- turns
+
+
+def _record_turn(ep: Episode, tokens, logps, finish, tokenizer, cfg: AgentConfig):
+  """Appends a sampled policy turn; returns its text when the env should answer, else None."""
+  text = tokenizer.decode(list(tokens), skip_special_tokens=True)
+  room = ep.add('policy', tokens, logps, text, cfg.max_total_tokens)
+  if finish == sampler.FINISH_EOS and cfg.end_on_eos:
+    ep.finish('eos')
+  elif not room:
+    ep.finish('token_budget')
+  else:
+    return text
+  return None
+
+
+def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int, list[int]]:
+  """Calls the env for the pending (row, text) pairs, appends its observations; returns the
+  observation token ids appended per row that goes on."""
   rows, turns = [r for r, _ in pending], [t for _, t in pending]
-  for row, (text, done, error) in zip(rows, call_env(env, rows, turns)):
+  appended = {}
+  for row, res in zip(rows, env_lib.call_step(env, rows, turns, cfg.env_timeout_s)):
     ep = episodes[row]
-    if error and cfg.on_error == 'end':
-      ep.finish('env_error')
-      continue
-    text = ERROR_TEMPLATE.format(error=error) if error else text
-    room = True
+    ep.tool_calls += res.tool_call
+    ep.invalid_actions += res.invalid
+    if res.error:
+      ep.env_errors += 1
+      if cfg.on_error == 'end':
+        ep.finish('env_error')
+        continue
+    text = ERROR_TEMPLATE.format(error=res.error) if res.error else res.text
+    ids, room = [], True
     if text:
       ids = tok_lib.encode(tokenizer, cfg.env_template.format(text=text))
       room = ep.add('env', ids, [0.0] * len(ids), text, cfg.max_total_tokens)
-    if done:
+      ids = ep.tokens[ep.turns[-1]['start']:]
+    if res.done:
       ep.finish('env_done')
     elif not room:
       ep.finish('token_budget')
+    else:
+      appended[row] = ids
+  return appended
+
+
+def _sampling(cfg: AgentConfig, tokenizer, eos_ids, pad_id) -> dict:
+  return dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+              stop=list(cfg.stop) or None, tokenizer=tokenizer, eos_ids=eos_ids, pad_id=pad_id)
+
+
+def _rollout_reprefill(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, mesh, eos_ids,
+                       pad_id) -> None:
+  """Every round prefills each live episode's whole context (prompt + turns so far)."""
+  for turn in range(cfg.max_turns):
+    live = [i for i, ep in enumerate(episodes) if not ep.done]
+    if not live:
+      return
+    out = sampler.generate(
+        pair, [episodes[i].prompt + episodes[i].tokens for i in live],
+        max_new_tokens=cfg.max_turn_tokens, rng=jax.random.fold_in(rng, turn), mesh=mesh,
+        prompt_bucket=cfg.prompt_bucket, pad_batch_to=_pow2(len(live)),
+        **_sampling(cfg, tokenizer, eos_ids, pad_id))
+    tokens, logps = np.asarray(out.tokens), np.asarray(out.logprobs)
+    lengths, finish = np.asarray(out.lengths), np.asarray(out.finish_reason)
+    pending = []
+    for j, i in enumerate(live):
+      n = int(lengths[j])
+      text = _record_turn(episodes[i], tokens[j, :n].tolist(), logps[j, :n].tolist(),
+                          finish[j], tokenizer, cfg)
+      if text is not None:
+        pending.append((i, text))
+    if turn + 1 < cfg.max_turns and pending:
+      _env_round(env, tokenizer, episodes, pending, cfg)
+
+
+@dataclasses.dataclass
+class _KeptBatch:
+  """The device cache of a batch of episodes and its host bookkeeping. Row r of the cache
+  runs episode `rows[r]` (-1: a filler row, finished or padding the batch)."""
+  cache: Any
+  rows: list[int]
+  kv_mask: np.ndarray     # [B, S] 1 on valid slots before `cursor`, 1 from it on
+  next_pos: np.ndarray    # [B] real tokens in each row's cache (the next RoPE position)
+  cursor: int = 0         # next free slot (shared by all rows)
+
+  def compact(self, live: list[int]) -> None:
+    """Keeps only the rows of episodes in `live` (in a power-of-two batch)."""
+    where = {e: r for r, e in enumerate(self.rows) if e >= 0}
+    keep = [where[e] for e in live]
+    idx = np.array(keep + [keep[0]] * (_pow2(len(keep)) - len(keep)), np.int32)
+    self.cache = sampler.take_rows(self.cache, idx)
+    self.kv_mask, self.next_pos = self.kv_mask[idx], self.next_pos[idx]
+    self.rows = live + [-1] * (len(idx) - len(live))
+
+  def reserve(self, slots: int, step: int) -> None:
+    """Grows the cache (rarely: the first size fits most rollouts) to hold `slots` more."""
+    need = self.cursor + slots
+    if need > self.kv_mask.shape[1]:
+      capacity = _round_up(need + step, 64)
+      self.cache = sampler.grow(self.cache, capacity)
+      pad = np.ones((self.kv_mask.shape[0], capacity - self.kv_mask.shape[1]), np.int32)
+      self.kv_mask = np.concatenate([self.kv_mask, pad], axis=1)
+
+
+def _rollout_cached(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, eos_ids,
+                    pad_id) -> None:
+  """The multi-turn loop over kept per-episode caches (see the module docstring)."""
+  model_cfg = nnx.merge(*pair).config
+  n = len(episodes)
+  width = sampler.bucket_length(max(len(ep.prompt) for ep in episodes), cfg.prompt_bucket)
+  capacity = _round_up(width + cfg.max_total_tokens + cfg.max_turn_tokens
+                       + cfg.max_turns * cfg.chunk_bucket, 64)
+  batch = _pow2(n)
+  kept = _KeptBatch(sampler.new_cache(model_cfg, batch, capacity),
+                    list(range(n)) + [-1] * (batch - n),
+                    np.ones((batch, capacity), np.int32), np.zeros(batch, np.int32))
+  feed = {i: list(ep.prompt) for i, ep in enumerate(episodes)}   # tokens not yet in the cache
+  for turn in range(cfg.max_turns):
+    live = [i for i in kept.rows if i >= 0 and not episodes[i].done]
+    if not live:
+      return
+    if len(live) <= len(kept.rows) // 2:
+      kept.compact(live)
+    rows = [i if i in feed and not episodes[i].done else -1 for i in kept.rows]
+    filler = feed[live[0]]           # filler rows repeat a live row's input, then stop
+    width = (sampler.bucket_length(max(len(feed[i]) for i in live), cfg.prompt_bucket)
+             if turn == 0 else _round_up(max(len(feed[i]) for i in live), cfg.chunk_bucket))
+    chunks = [feed[i] if i >= 0 else (filler if turn == 0 else []) for i in rows]
+    chunk = _pad_rows(chunks, width, pad_id, np.int32, left=True)
+    chunk_mask = _pad_rows([[1] * len(c) for c in chunks], width, 0, np.int32, left=True)
+    limits = np.array([min(cfg.max_turn_tokens, cfg.max_total_tokens - len(episodes[i].tokens))
+                       if i >= 0 else 1 for i in rows], np.int32)
+    kept.reserve(width + cfg.max_turn_tokens, cfg.max_turn_tokens)
+    out, kept.cache = sampler.extend(
+        pair, kept.cache, kept.kv_mask, kept.cursor, chunk, chunk_mask, kept.next_pos,
+        max_new_tokens=cfg.max_turn_tokens, rng=jax.random.fold_in(rng, turn),
+        row_ids=np.array([max(i, 0) for i in rows], np.int32), limits=limits,
+        **_sampling(cfg, tokenizer, eos_ids, pad_id))
+    tokens, logps = np.asarray(out.tokens), np.asarray(out.logprobs)
+    lengths, finish = np.asarray(out.lengths), np.asarray(out.finish_reason)
+    # What the cache now holds: the chunk, then each row's sampled tokens but the last.
+    start, fed, steps = kept.cursor + width, lengths - 1, int(lengths.max()) - 1
+    kept.kv_mask[:, kept.cursor:start] = chunk_mask
+    kept.kv_mask[:, start:start + steps] = np.arange(steps)[None] < fed[:, None]
+    kept.next_pos += chunk_mask.sum(1).astype(np.int32) + fed.astype(np.int32)
+    kept.cursor = start + steps
+    pending = []
+    for r, i in enumerate(rows):
+      if i < 0:
+        continue
+      k = int(lengths[r])
+      feed[i] = tokens[r, k - 1:k].tolist()
+      text = _record_turn(episodes[i], tokens[r, :k].tolist(), logps[r, :k].tolist(),
+                          finish[r], tokenizer, cfg)
+      if text is not None:
+        pending.append((i, text))
+    if turn + 1 < cfg.max_turns and pending:
+      for i, ids in _env_round(env, tokenizer, episodes, pending, cfg).items():
+        feed[i] = feed[i] + ids
 
 
 def rollout(model, tokenizer, prompts: Sequence[Sequence[int] | str], env,
@@ -205,33 +326,31 @@ def rollout(model, tokenizer, prompts: Sequence[Sequence[int] | str], env,
     model: a `layers.Decoder` or a (graphdef, params) pair (`sampler.split`).
     tokenizer: the HF tokenizer (decodes turns for the env, encodes observations).
     prompts: token-id lists (already chat-formatted), or strings to encode as they are.
-    env: `env(rows, turns) -> observations` (see the module docstring).
-    config: AgentConfig. rng: a PRNG key (folded with the round). mesh: optional.
+    env: a `core.env.Environment` or `env(rows, turns) -> observations`.
+    config: AgentConfig. rng: a PRNG key (folded with the round). mesh: optional; the
+      re-prefill loop shards over it, the cached loop runs where the params are.
   Returns:
     (Rollout with [B, T = max_total_tokens] completions, host-side Episodes).
   """
-  if config.on_error not in ('message', 'end'):
-    raise ValueError(f"on_error: {config.on_error!r} is not one of ['message', 'end']")
   pair = sampler.split(model, mesh)
   episodes = [Episode(list(tok_lib.encode(tokenizer, p) if isinstance(p, str) else p))
               for p in prompts]
+  if not episodes or min(len(ep.prompt) for ep in episodes) == 0:
+    raise ValueError('prompts: every episode needs a non-empty prompt')
   eos_ids, pad_id = tok_lib.stop_token_ids(tokenizer), tokenizer.pad_token_id
-  for turn in range(config.max_turns):
-    live = [i for i, ep in enumerate(episodes) if not ep.done]
-    if not live:
-      break
-    pending = _policy_round(pair, tokenizer, episodes, live, config,
-                            jax.random.fold_in(rng, turn), mesh, eos_ids, pad_id)
-    if turn + 1 < config.max_turns:
-      _env_round(env, tokenizer, episodes, pending, config)
+  if config.kv_reuse:
+    _rollout_cached(pair, tokenizer, episodes, env, config, rng, eos_ids, pad_id)
+  else:
+    _rollout_reprefill(pair, tokenizer, episodes, env, config, rng, mesh, eos_ids, pad_id)
   for ep in episodes:
     ep.finish('max_turns')
-  return _collate(episodes, config.max_total_tokens, pad_id), episodes
+  return collate(episodes, config.max_total_tokens, pad_id), episodes
 
 
-def _collate(episodes: Sequence[Episode], width: int, pad_id: int) -> Rollout:
-  """Host episodes -> fixed-shape arrays."""
-  prompt_len = sampler.bucket_length(max(len(ep.prompt) for ep in episodes))
+def collate(episodes: Sequence[Episode], width: int, pad_id: int,
+            prompt_bucket: int = 0) -> Rollout:
+  """Host episodes -> fixed-shape arrays (masks from the turn spans)."""
+  prompt_len = sampler.bucket_length(max(len(ep.prompt) for ep in episodes), prompt_bucket)
   segments = []
   for ep in episodes:
     seg = np.full(len(ep.tokens), -1, np.int32)
@@ -247,5 +366,4 @@ def _collate(episodes: Sequence[Episode], width: int, pad_id: int) -> Rollout:
       attention_mask=_pad_rows([[1] * len(ep.tokens) for ep in episodes], width, 0, np.int32),
       logprobs=_pad_rows([ep.logprobs for ep in episodes], width, 0.0, np.float32),
       segment_ids=_pad_rows(segments, width, -1, np.int32),
-      num_turns=np.array([sum(t['role'] == 'policy' for t in ep.turns) for ep in episodes],
-                         np.int32))
+      num_turns=np.array([ep.num_policy_turns for ep in episodes], np.int32))

@@ -189,7 +189,7 @@ def _record(c: _Carry, logits, rng, row_ids, knobs, mode: _Mode) -> _Carry:
   return _Carry(step=t + 1,
                 tokens=col(c.tokens, jnp.where(live, tok, mode.pad_id).astype(jnp.int32)),
                 logprobs=col(c.logprobs, jnp.where(live, lp, 0.0)),
-                done=c.done | eos | hit | (t + 1 >= mode.max_new),
+                done=c.done | eos | hit | (t + 1 >= mode.max_new) | (t + 1 >= knobs['limit']),
                 lengths=c.lengths + live.astype(jnp.int32), finish=finish,
                 stop_state=stop_state)
 
@@ -200,6 +200,25 @@ def _kv_mask(prompt_mask, max_new):
                                                  prompt_mask.dtype)], axis=1)
 
 
+def _fresh_carry(b: int, mode: _Mode) -> _Carry:
+  n = mode.max_new
+  return _Carry(step=jnp.zeros((), jnp.int32), tokens=jnp.full((b, n), mode.pad_id, jnp.int32),
+                logprobs=jnp.zeros((b, n), jnp.float32), done=jnp.zeros((b,), bool),
+                lengths=jnp.zeros((b,), jnp.int32), finish=jnp.zeros((b,), jnp.int32),
+                stop_state=jnp.zeros((b,), jnp.int32))
+
+
+def _run_chunk(model, cache, kv_mask, start, chunk, chunk_mask, base_pos, row_ids, rng, knobs,
+               mode: _Mode):
+  """Writes `chunk` [B, L] (left-padded, `chunk_mask` 1 on real tokens) into cache slots
+  start..start+L, its real tokens at positions base_pos.., and samples the next token."""
+  kv_mask = jax.lax.dynamic_update_slice(kv_mask, chunk_mask.astype(kv_mask.dtype), (0, start))
+  positions = base_pos[:, None] + jnp.maximum(jnp.cumsum(chunk_mask, axis=1) - 1, 0)
+  h, cache = model.hidden_states(chunk, positions, kv_mask, cache, start)
+  logits = model.logits_from_hidden(h[:, -1])
+  return cache, _record(_fresh_carry(chunk.shape[0], mode), logits, rng, row_ids, knobs, mode)
+
+
 @functools.partial(jax.jit, static_argnames=('graphdef', 'mode'))
 def _prefill(params, tokens, prompt_mask, row_ids, rng, knobs, *, graphdef, mode: _Mode):
   """Runs the prompt [B, L] into a fresh cache and samples the first token."""
@@ -208,27 +227,27 @@ def _prefill(params, tokens, prompt_mask, row_ids, rng, knobs, *, graphdef, mode
   cache = layers.init_cache(model.config, b, length + mode.max_new)
   if mode.cache_sharding is not None:
     cache = jax.lax.with_sharding_constraint(cache, mode.cache_sharding)
-  positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=1) - 1, 0)
-  h, cache = model.hidden_states(tokens, positions, _kv_mask(prompt_mask, mode.max_new), cache, 0)
-  logits = model.logits_from_hidden(h[:, -1])
-  n = mode.max_new
-  carry = _Carry(step=jnp.zeros((), jnp.int32), tokens=jnp.full((b, n), mode.pad_id, jnp.int32),
-                 logprobs=jnp.zeros((b, n), jnp.float32), done=jnp.zeros((b,), bool),
-                 lengths=jnp.zeros((b,), jnp.int32), finish=jnp.zeros((b,), jnp.int32),
-                 stop_state=jnp.zeros((b,), jnp.int32))
-  return cache, _record(carry, logits, rng, row_ids, knobs, mode)
+  return _run_chunk(model, cache, _kv_mask(prompt_mask, mode.max_new), 0, tokens, prompt_mask,
+                    jnp.zeros((b,), jnp.int32), row_ids, rng, knobs, mode)
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'mode'), donate_argnums=(1,))
-def _decode(params, cache, carry: _Carry, prompt_mask, row_ids, rng, knobs, until, *, graphdef,
-            mode: _Mode) -> tuple[_Carry, Any]:
-  """Decodes until every row is done or `until` (<= N) tokens. The cache is donated and
+def _extend(params, cache, kv_mask, start, chunk, chunk_mask, base_pos, row_ids, rng, knobs, *,
+            graphdef, mode: _Mode):
+  """`_prefill` into an existing (donated) cache at slot `start`: a new turn's tokens."""
+  return _run_chunk(nnx.merge(graphdef, params), cache, kv_mask, start, chunk, chunk_mask,
+                    base_pos, row_ids, rng, knobs, mode)
+
+
+@functools.partial(jax.jit, static_argnames=('graphdef', 'mode'), donate_argnums=(1,))
+def _decode(params, cache, carry: _Carry, kv_mask, start, base_pos, row_ids, rng, knobs, until,
+            *, graphdef, mode: _Mode) -> tuple[_Carry, Any]:
+  """Decodes until every row is done or `until` (<= N) tokens. Sampled token j is fed at
+  cache slot start + j and position base_pos + j; `kv_mask` [B, S] marks valid slots (slots
+  from `start` on are 1: causality hides the ones not written yet). The cache is donated and
   returned, so the loop updates it in place (XLA aliases a donated input only to an output);
   `until` is dynamic, so streaming in chunks reuses the same compiled loop."""
   model = nnx.merge(graphdef, params)
-  length = prompt_mask.shape[1]
-  kv_mask = _kv_mask(prompt_mask, mode.max_new)
-  prompt_len = jnp.sum(prompt_mask, axis=1).astype(jnp.int32)
 
   def cond(state):
     c, _ = state
@@ -237,8 +256,8 @@ def _decode(params, cache, carry: _Carry, prompt_mask, row_ids, rng, knobs, unti
   def body(state):
     c, cache = state
     prev = jax.lax.dynamic_slice_in_dim(c.tokens, c.step - 1, 1, axis=1)   # [B, 1]
-    positions = (prompt_len + c.step - 1)[:, None]
-    h, cache = model.hidden_states(prev, positions, kv_mask, cache, length + c.step - 1)
+    positions = (base_pos + c.step - 1)[:, None]
+    h, cache = model.hidden_states(prev, positions, kv_mask, cache, start + c.step - 1)
     logits = model.logits_from_hidden(h[:, 0])
     return _record(c, logits, rng, row_ids, knobs, mode), cache
 
@@ -304,12 +323,13 @@ def _pad_batch(tokens, mask, rows: int):
           np.concatenate([mask, dummy_mask]))
 
 
-def _knobs(temperature, top_p, eos_ids, matcher) -> dict:
-  """Dynamic sampling inputs (changing them does not recompile; EOS ids pad to 8s)."""
+def _knobs(temperature, top_p, eos_ids, matcher, limit) -> dict:
+  """Dynamic sampling inputs (changing them does not recompile; EOS ids pad to 8s).
+  `limit` [B]: tokens each row may sample at most (<= max_new)."""
   eos = list(eos_ids or ())
   eos = np.array(eos + [-1] * (-(-max(len(eos), 1) // 8) * 8 - len(eos)), np.int32)
   knobs = {'temperature': np.float32(temperature if temperature > 0 else 1.0),
-           'top_p': np.float32(top_p), 'eos': eos}
+           'top_p': np.float32(top_p), 'eos': eos, 'limit': np.asarray(limit, np.int32)}
   if matcher is not None:
     knobs['stop_next'], knobs['stop_hit'] = matcher.device_tables()
   return knobs
@@ -357,11 +377,13 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
   if mesh is not None:
     rows2, rows1 = mesh_lib.batch_sharding(mesh), mesh_lib.batch_sharding(mesh, 1)
     tokens, mask, row_ids = jax.device_put((tokens, mask, row_ids), (rows2, rows2, rows1))
-  knobs = _knobs(temperature, top_p, eos_ids, matcher)
+  knobs = _knobs(temperature, top_p, eos_ids, matcher, np.full(tokens.shape[0], max_new_tokens))
   cache, carry = _prefill(params, tokens, mask, row_ids, rng, knobs, graphdef=graphdef, mode=mode)
+  kv_mask = _kv_mask(mask, max_new_tokens)
+  start, base_pos = np.int32(tokens.shape[1]), jnp.sum(mask, axis=1).astype(jnp.int32)
   run = lambda carry, cache, until: _decode(  # noqa: E731
-      params, cache, carry, mask, row_ids, rng, knobs, np.int32(until), graphdef=graphdef,
-      mode=mode)
+      params, cache, carry, kv_mask, start, base_pos, row_ids, rng, knobs, np.int32(until),
+      graphdef=graphdef, mode=mode)
   if on_chunk is None:
     return _output(run(carry, cache, max_new_tokens)[0], b)
   until = 1
@@ -384,7 +406,70 @@ def _cache_sharding(mesh, cfg: layers.DecoderConfig, shape, max_new):
 
 def compile_count() -> int:
   """Compiled variants of the prefill and decode functions so far (tests check reuse)."""
-  return _prefill._cache_size() + _decode._cache_size()
+  return _prefill._cache_size() + _extend._cache_size() + _decode._cache_size()
+
+
+# ----------------------------------------------------------------------------- kept caches
+
+
+@functools.partial(jax.jit, static_argnames=('cfg', 'batch', 'capacity'))
+def new_cache(cfg: layers.DecoderConfig, batch: int, capacity: int):
+  """An empty cache of `capacity` slots for `extend` (one per batch row)."""
+  return layers.init_cache(cfg, batch, capacity)
+
+
+@jax.jit
+def take_rows(cache, rows):
+  """The cache rows `rows` [B'] (compacting a batch whose episodes finished)."""
+  return jax.tree.map(lambda x: x[rows], cache)
+
+
+@functools.partial(jax.jit, static_argnames=('capacity',))
+def grow(cache, capacity: int):
+  """The same cache with more (empty) slots."""
+  return jax.tree.map(lambda x: jnp.pad(x, ((0, 0), (0, 0), (0, capacity - x.shape[2]), (0, 0))),
+                      cache)
+
+
+def extend(model, cache, kv_mask: np.ndarray, start: int, chunk: np.ndarray,
+           chunk_mask: np.ndarray, base_pos: np.ndarray, *, max_new_tokens: int, rng,
+           row_ids: np.ndarray, limits: np.ndarray, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, stop=None, tokenizer=None, eos_ids: Sequence[int] = (),
+           pad_id: int = 0) -> tuple[SamplerOutput, Any]:
+  """Appends a chunk to a kept cache and samples a continuation (one turn of an episode).
+
+  Args:
+    model: a `layers.Decoder` or (graphdef, params) pair.
+    cache: from `new_cache` (or a previous `extend`); donated.
+    kv_mask: [B, S] 1 on the valid slots before `start` (1 from `start` on).
+    start: slot of `chunk[:, 0]`; the chunk takes slots start..start+L and the sampled
+      tokens the slots after it (token j, once fed, at start + L + j).
+    chunk: [B, L] new tokens per row, left-padded; chunk_mask [B, L] 1 on real tokens.
+    base_pos: [B] RoPE position of each row's first real chunk token (its tokens so far).
+    row_ids: [B] per-row sampling stream ids (a row's draws do not depend on its slot).
+    limits: [B] tokens each row may sample (<= max_new_tokens).
+    Other arguments as `generate`.
+  Returns:
+    (SamplerOutput, the cache). Sampled token j < length - 1 of a row was fed at slot
+    start + L + j; the last sampled token is not in the cache yet.
+  """
+  graphdef, params = split(model)
+  cfg = nnx.merge(graphdef, params).config
+  matcher = stop_strings.matcher(stop, tokenizer, cfg.vocab_size)
+  mode = _Mode(greedy=temperature <= 0, top_k=int(top_k), top_p=top_p < 1.0 and temperature > 0,
+               stops=matcher is not None, pad_id=int(pad_id), max_new=int(max_new_tokens))
+  knobs = _knobs(temperature, top_p, eos_ids, matcher, limits)
+  chunk, chunk_mask = np.asarray(chunk, np.int32), np.asarray(chunk_mask, np.int32)
+  base_pos, row_ids = np.asarray(base_pos, np.int32), np.asarray(row_ids, np.int32)
+  cache, carry = _extend(params, cache, kv_mask, np.int32(start), chunk, chunk_mask, base_pos,
+                         row_ids, rng, knobs, graphdef=graphdef, mode=mode)
+  length = chunk.shape[1]
+  kv = np.array(kv_mask, np.int32)
+  kv[:, start:start + length] = chunk_mask
+  carry, cache = _decode(params, cache, carry, kv, np.int32(start + length),
+                         base_pos + chunk_mask.sum(1).astype(np.int32), row_ids, rng, knobs,
+                         np.int32(max_new_tokens), graphdef=graphdef, mode=mode)
+  return _output(carry, chunk.shape[0]), cache
 
 
 # ----------------------------------------------------------------------------- text

@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from jaxpapers.core import agent
+from jaxpapers.core import env as env_lib
 from jaxpapers.core import logprobs as logprobs_lib
 from jaxpapers.core import sampler
 from jaxpapers.core import tokenizer as tok_lib
@@ -126,20 +127,114 @@ def test_rollout_env_done_drops_row_and_budget_cuts(pair, tok, prompts):
   assert out.tokens.shape == (3, 8)
 
 
-def test_call_env_normalises_and_isolates_failures():
+def test_call_step_normalises_and_isolates_failures():
   def env(rows, turns):
     if 1 in rows and len(rows) > 1:
       raise ValueError('batch failed')
     return [{0: ('a', True), 1: 'b', 2: None, 3: Obs('c')}[r] for r in rows]
-  assert agent.call_env(env, [0, 1, 2, 3], ['t'] * 4) == [
-      ('a', True, ''), ('b', False, ''), ('', True, ''), ('c', False, '')]
-  short = agent.call_env(lambda rows, turns: [], [5], ['t'])
-  assert short[0][2].startswith('ValueError: env returned 0 observations')
+  got = [(r.text, r.done, r.error) for r in env_lib.call_step(env, [0, 1, 2, 3], ['t'] * 4)]
+  assert got == [('a', True, ''), ('b', False, ''), ('', True, ''), ('c', False, '')]
+  short = env_lib.call_step(lambda rows, turns: [], [5], ['t'])
+  assert short[0].error.startswith('ValueError: env returned 0 observations')
   per_row = agent.each(lambda row, text: f'{row}:{text}')
-  assert agent.call_env(per_row, [4, 7], ['x', 'y']) == [('4:x', False, ''), ('7:y', False, '')]
+  assert [r.text for r in env_lib.call_step(per_row, [4, 7], ['x', 'y'])] == ['4:x', '7:y']
 
 
-def test_rollout_rejects_bad_on_error(pair, tok, prompts):
+def test_agent_config_rejects_bad_on_error():
   with pytest.raises(ValueError, match='on_error'):
-    agent.rollout(pair, tok, prompts, ScriptedEnv(), _config(on_error='ignore'),
-                  rng=jax.random.key(0))
+    _config(on_error='ignore')
+
+
+class StaggeredEnv:
+  """Row r's episode ends after its (r % 3 + 1)-th turn; observations of varying length."""
+
+  def __init__(self):
+    self.turn = {}
+
+  def __call__(self, rows, turns):
+    out = []
+    for r in rows:
+      self.turn[r] = self.turn.get(r, 0) + 1
+      out.append(Obs(' obs' * (1 + (r + self.turn[r]) % 4), self.turn[r] >= r % 3 + 1))
+    return out
+
+
+MORE = QUESTIONS + ['Two plus two?', 'Say hi.']
+
+
+@pytest.mark.parametrize('temperature', [0.0, 1.0])
+def test_cached_turns_equal_reprefill_token_for_token(pair, tok, temperature):
+  """Kept caches (prefill only the new tokens) == re-prefilling the whole context, for
+  rows that end at different turns (by env, EOS or budget) and a compacted batch."""
+  prompts = [tok_lib.encode(tok, q) for q in MORE]
+  cfg = _config(max_turns=4, max_turn_tokens=6, max_total_tokens=60, temperature=temperature,
+                stop=('e',))
+  runs = {}
+  for reuse in (True, False):
+    out, episodes = agent.rollout(pair, tok, prompts, StaggeredEnv(),
+                                  dataclasses.replace(cfg, kv_reuse=reuse),
+                                  rng=jax.random.key(3))
+    runs[reuse] = (out, episodes)
+  (cached, cached_eps), (full, full_eps) = runs[True], runs[False]
+  assert len({ep.num_policy_turns for ep in cached_eps}) >= 2    # rows end at different turns
+  if temperature == 0.0:     # the sampling streams differ by design (rows keep their ids)
+    for a, b in zip(cached_eps, full_eps):
+      assert a.tokens == b.tokens and a.end_reason == b.end_reason
+      assert [t['role'] for t in a.turns] == [t['role'] for t in b.turns]
+      np.testing.assert_allclose(a.logprobs, b.logprobs, atol=2e-4)
+  _assert_logprobs_match_forward(pair, cached, temperature or 1.0)
+
+
+def test_cached_rollout_grows_and_compacts_with_few_compiles(pair, tok, monkeypatch):
+  calls = {'grow': 0, 'take_rows': 0}
+  for name in calls:
+    def counted(*a, _fn=getattr(sampler, name), _name=name):
+      calls[_name] += 1
+      return _fn(*a)
+    monkeypatch.setattr(sampler, name, counted)
+  prompts = [tok_lib.encode(tok, q) for q in MORE]
+  cfg = _config(max_turns=4, max_turn_tokens=6, max_total_tokens=120, chunk_bucket=8,
+                temperature=0.0)
+
+  class LongObs(StaggeredEnv):   # each round some row gets a long observation
+    def __call__(self, rows, turns):
+      out = super().__call__(rows, turns)
+      return [Obs(' obs' * (60 if (r + self.turn[r]) % 3 == 0 else 1), o.done and r > 2)
+              for r, o in zip(rows, out)]
+  before = sampler.compile_count()
+  out, episodes = agent.rollout(pair, tok, prompts, LongObs(), cfg, rng=jax.random.key(4))
+  _, full = agent.rollout(pair, tok, prompts, LongObs(), dataclasses.replace(cfg, kv_reuse=False),
+                          rng=jax.random.key(4))
+  assert [ep.tokens for ep in episodes] == [ep.tokens for ep in full]
+  assert calls['grow'] >= 1 and calls['take_rows'] >= 1
+  assert sampler.compile_count() - before < 30
+
+
+class HangingEnv:
+  def __init__(self, hang_rows):
+    self.hang_rows = set(hang_rows)
+
+  def __call__(self, rows, turns):
+    if self.hang_rows & set(rows):
+      import time
+      time.sleep(5)
+    return [Obs('ok') for _ in rows]
+
+
+def test_env_timeout_is_an_error_observation_and_counted(pair, tok, prompts):
+  cfg = _config(max_turns=2, env_timeout_s=0.5)
+  _, episodes = agent.rollout(pair, tok, prompts, HangingEnv({1}), cfg, rng=jax.random.key(5))
+  assert [ep.env_errors for ep in episodes] == [1, 1, 1]   # the whole batch call timed out
+  assert all('TimeoutError' in ep.turns[1]['text'] for ep in episodes)
+  _, episodes = agent.rollout(pair, tok, prompts, HangingEnv({1}),
+                              dataclasses.replace(cfg, on_error='end'), rng=jax.random.key(5))
+  assert all(ep.end_reason == 'env_error' for ep in episodes)
+
+
+def test_call_score_failures_score_zero():
+  class Broken(env_lib.Environment):
+    def score(self, row, episode):
+      return [lambda: 1 / 0, lambda: float('nan'), lambda: 'x', lambda: {'reward': 0.5}][row]()
+  outcomes = [env_lib.call_score(Broken(), r, None) for r in range(4)]
+  assert [o.reward for o in outcomes] == [0.0, 0.0, 0.0, 0.5]
+  assert [o.info.get('score_error', 0) for o in outcomes] == [1, 1, 1, 0]
