@@ -21,9 +21,28 @@ class CharTokenizer:
   pad_token_id: int = 0
   bos_token_id: int = 1
   eos_token_id: int = 2
+  unk_token_id = None
 
   def __len__(self) -> int:
     return 3 + len(self.chars)
+
+  def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+    """HF-tokenizer style call (the agent loop encodes observations this way)."""
+    ids = self.encode(text)
+    return {'input_ids': [self.bos_token_id] + ids if add_special_tokens else ids}
+
+  def convert_tokens_to_ids(self, token: str):
+    del token
+    return None
+
+  # What stop-string matching reads of a tokenizer (core/stop_strings.py).
+  all_special_tokens = ()
+
+  def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str | None]:
+    return [self.chars[i - 3] if 3 <= i < len(self) else None for i in ids]
+
+  def get_vocab(self) -> dict[str, int]:
+    return {c: 3 + i for i, c in enumerate(self.chars)}
 
   def encode(self, text: str) -> list[int]:
     bad = sorted({c for c in text if c not in self.chars})
@@ -31,14 +50,15 @@ class CharTokenizer:
       raise ValueError(f'characters {bad} are not in the task vocabulary {self.chars!r}')
     return [3 + self.chars.index(c) for c in text]
 
-  def decode(self, ids: Sequence[int]) -> str:
+  def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
     """Characters up to the first EOS; PAD/BOS are dropped."""
+    del skip_special_tokens
     out = []
     for i in ids:
       i = int(i)
       if i == self.eos_token_id:
         break
-      if i >= 3:
+      if 3 <= i < len(self):   # ids past the vocabulary (a padded embedding) are dropped
         out.append(self.chars[i - 3])
     return ''.join(out)
 
@@ -95,6 +115,7 @@ class PromptSet:
   tokenizer: object
   reward: object                   # (completion text, answer) -> float in [0, 1]
   sft: list[dict]                  # padded SFT examples for an optional warm-up
+  tasks: list | None = None        # core.env.Task per prompt, for multi-turn envs
 
   def decode(self, ids) -> str:
     return self.tokenizer.decode(ids, skip_special_tokens=True) if hasattr(

@@ -176,7 +176,8 @@ def _metrics(coef_1, ratio, adv, per_token_kl, mask, cfg):
 
 def grpo_loss(logps: jax.Array, old_logps: jax.Array | None, ref_logps: jax.Array | None,
               advantages: jax.Array, mask: jax.Array, cfg: GRPOLossConfig = GRPOLossConfig(),
-              num_items_in_batch: jax.Array | int | None = None):
+              num_items_in_batch: jax.Array | int | None = None,
+              token_weights: jax.Array | None = None):
   """TRL GRPO loss on per-token log-probs of sampled completions.
 
   Args:
@@ -188,6 +189,9 @@ def grpo_loss(logps: jax.Array, old_logps: jax.Array | None, ref_logps: jax.Arra
     mask: [B, T] 1 on tokens the policy produced and that count in the loss.
     cfg: GRPOLossConfig.
     num_items_in_batch: 'dapo' normaliser (loss tokens in the generation batch); None = sum(mask).
+    token_weights: [B, T] constant per-token loss weights, or None; e.g. the truncated
+      importance weights between the rollout engine's and the trainer's log-probs
+      (TRL's vllm_importance_sampling_correction multiplies the per-token loss the same way).
   Returns:
     (loss scalar, metrics dict of scalars).
   """
@@ -209,5 +213,7 @@ def grpo_loss(logps: jax.Array, old_logps: jax.Array | None, ref_logps: jax.Arra
   if cfg.beta != 0.0:
     per_token_loss = per_token_loss + cfg.beta * per_token_kl
   per_token_loss = jnp.broadcast_to(per_token_loss, mask.shape)
+  if token_weights is not None:
+    per_token_loss = per_token_loss * jax.lax.stop_gradient(token_weights)
   loss = LOSS_AGGREGATIONS.get(cfg.loss_type)(per_token_loss, mask, cfg, num_items_in_batch)
   return loss, _metrics(coef_1, ratio, adv, per_token_kl, mask, cfg)

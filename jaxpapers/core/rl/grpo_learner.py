@@ -33,6 +33,7 @@ class RolloutBatch:
   advantages: jax.Array       # [N]
   old_logps: jax.Array        # [N, C] sampling-policy log-probs (zeros when on-policy)
   ref_logps: jax.Array        # [N, C] reference log-probs (zeros when beta == 0)
+  token_weights: jax.Array | None = None  # [N, C] e.g. truncated IS weights; None = 1
 
 
 def assemble(prompt_tokens: np.ndarray, prompt_mask: np.ndarray, completion_tokens: np.ndarray,
@@ -61,9 +62,9 @@ def make_logps_fn(graphdef, completion_len: int, chunk_size: int = 128,
   return jax.jit(fn)
 
 
-def make_train_step(graphdef, optimizer, loss_cfg: grpo_lib.GRPOLossConfig, *,
-                    use_old_logps: bool, chunk_size: int = 128, temperature: float = 1.0):
-  """`step(state, batch: RolloutBatch, rng) -> (state, metrics)` for one GRPO update."""
+def make_loss_fn(graphdef, loss_cfg: grpo_lib.GRPOLossConfig, *, use_old_logps: bool,
+                 chunk_size: int = 128, temperature: float = 1.0):
+  """`loss_fn(params, batch: RolloutBatch) -> (loss, metrics)` (also for LoRA steps)."""
   def loss_fn(params, batch: RolloutBatch):
     model = nnx.merge(graphdef, params)
     c = batch.loss_mask.shape[1]
@@ -72,10 +73,18 @@ def make_train_step(graphdef, optimizer, loss_cfg: grpo_lib.GRPOLossConfig, *,
     ref = batch.ref_logps if loss_cfg.beta != 0.0 else None
     old = batch.old_logps if use_old_logps else None
     loss, metrics = grpo_lib.grpo_loss(logps, old, ref, batch.advantages, batch.loss_mask,
-                                       loss_cfg)
+                                       loss_cfg, token_weights=batch.token_weights)
     mask = batch.loss_mask.astype(jnp.float32)
     metrics['entropy'] = (entropy * mask).sum() / jnp.maximum(mask.sum(), 1.0)
     return loss, metrics
+  return loss_fn
+
+
+def make_train_step(graphdef, optimizer, loss_cfg: grpo_lib.GRPOLossConfig, *,
+                    use_old_logps: bool, chunk_size: int = 128, temperature: float = 1.0):
+  """`step(state, batch: RolloutBatch, rng) -> (state, metrics)` for one GRPO update."""
+  loss_fn = make_loss_fn(graphdef, loss_cfg, use_old_logps=use_old_logps,
+                         chunk_size=chunk_size, temperature=temperature)
 
   def step(state: train_lib.TrainState, batch: RolloutBatch, rng) -> tuple[Any, dict]:
     del rng
@@ -83,6 +92,15 @@ def make_train_step(graphdef, optimizer, loss_cfg: grpo_lib.GRPOLossConfig, *,
     state, opt_metrics = train_lib.apply_gradients(state, grads, optimizer)
     return state, {'loss': loss, **metrics, **opt_metrics}
   return step
+
+
+def truncated_is_weights(trainer_logps: np.ndarray, rollout_logps: np.ndarray,
+                         mask: np.ndarray, cap: float) -> np.ndarray:
+  """min(p_trainer / p_rollout, cap) per loss token (truncated importance sampling, as
+  TRL's vllm_importance_sampling_correction): corrects for the rollout engine's log-probs
+  differing from the trainer's (other kernels, dtypes or a stale policy)."""
+  w = np.minimum(np.exp(np.asarray(trainer_logps) - np.asarray(rollout_logps)), cap)
+  return np.where(np.asarray(mask) > 0, w, 0.0).astype(np.float32)
 
 
 def group_advantages(rewards: np.ndarray, num_generations: int,

@@ -1,15 +1,28 @@
-"""GRPO: sample G completions per prompt, score them, update with the clipped surrogate.
+"""GRPO: sample G rollouts per task, score them, update with the clipped surrogate.
 
 Stages: mesh -> prompts -> abstract state -> shardings -> (optional SFT warm-up) -> restore
 -> loop of (rollout -> rewards -> advantages -> num_iterations updates) -> final save.
 Tasks (`config.task.name`): 'addition' (synthetic, char tokenizer, learns from scratch on a
-CPU) and 'gsm8k' (Qwen chat template, math-verify reward; the real recipe for an HF Qwen
-checkpoint). Checkpoints are kept every `checkpoint.every` steps so RELEX can read the
-trajectory. Prompt order is a pure function of (seed, step), so a resumed run samples the
-same prompts.
+CPU), 'gsm8k' (Qwen chat template, math-verify reward; the real recipe for an HF Qwen
+checkpoint) and 'kv_lookup' (a multi-turn tool-use toy).
+
+Rollout sources (`config.rollout.source`): 'sampler' (one completion per row) or 'agent'
+(multi-turn episodes against `config.env.name` from `core.env.ENVS`, scored by the env's
+episode-end hook; GRPO over trajectories as WebAgent-R1's M-GRPO and Search-R1: group
+advantages per trajectory, loss only on policy tokens). Options: DAPO dynamic sampling
+(`grpo.dynamic_sampling`: groups whose rewards do not vary are dropped and more tasks are
+rolled out, up to `grpo.max_resample_rounds`), turn-level credit (`rollout.credit`, see
+rl/trajectory.py), truncated importance sampling between the sampler's and the trainer's
+log-probs (`grpo.is_correction='tis'`, cap `grpo.is_cap`) and TRL's
+`mask_truncated_completions`. Configs without these fields get single-turn defaults.
+
+Checkpoints are kept every `checkpoint.every` steps so RELEX can read the trajectory. Task
+order (and each env's seed) is a pure function of (seed, step), so a resumed run samples the
+same tasks.
 """
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import time
 
@@ -17,9 +30,12 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jaxpapers.core import agent as agent_lib
 from jaxpapers.core import checkpoint as ckpt_lib
 from jaxpapers.core import config as config_lib
+from jaxpapers.core import env as env_lib
 from jaxpapers.core import hf
+from jaxpapers.core import lookup_env
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core import metrics as metrics_lib
 from jaxpapers.core import registry
@@ -32,12 +48,34 @@ from jaxpapers.core.rl import advantages as adv_lib
 from jaxpapers.core.rl import grpo as grpo_lib
 from jaxpapers.core.rl import grpo_learner
 from jaxpapers.core.rl import sft as sft_lib
+from jaxpapers.core.rl import trajectory as traj_lib
 
 TASKS = registry.Registry('GRPO task')
 TASKS.register('addition')(lambda c, n, seed: tasks_lib.addition_prompts(
     n, seed, c.digits, c.sft_seq_len, c.sft_noise))
 TASKS.register('gsm8k')(lambda c, n, seed: tasks_lib.gsm8k_prompts(
     n, seed, c.split, c.system or None, c.suffix))
+TASKS.register('kv_lookup')(lambda c, n, seed: lookup_env.prompt_set(
+    n, seed, c.sft_seq_len, c.get('skip_search', 0.5)))
+ROLLOUTS = registry.Registry('GRPO rollout source')
+
+# Fields a config may leave out (single-turn GRPO as before).
+DEFAULTS = {
+    'rollout.source': 'sampler', 'rollout.credit': 'trajectory', 'rollout.gamma': 1.0,
+    'grpo.dynamic_sampling': False, 'grpo.max_resample_rounds': 3,
+    'grpo.mask_truncated_completions': False, 'grpo.is_correction': 'none',
+    'grpo.is_cap': 2.0,
+}
+
+
+def opt(config, dotted: str):
+  """config.<dotted>, or its default from DEFAULTS when the config has no such field."""
+  node = config
+  for part in dotted.split('.'):
+    if part not in node:
+      return DEFAULTS[dotted]
+    node = node[part]
+  return node
 
 
 def loss_config(config) -> grpo_lib.GRPOLossConfig:
@@ -48,10 +86,32 @@ def loss_config(config) -> grpo_lib.GRPOLossConfig:
       max_completion_length=config.max_new_tokens)
 
 
+def agent_config(config) -> agent_lib.AgentConfig:
+  r = config.rollout
+  return agent_lib.AgentConfig(
+      max_turns=r.max_turns, max_turn_tokens=r.max_turn_tokens,
+      max_total_tokens=config.max_new_tokens, stop=tuple(r.stop), env_template=r.env_template,
+      end_on_eos=r.end_on_eos, on_error=r.on_error, env_timeout_s=r.env_timeout_s,
+      temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
+      prompt_bucket=config.prompt_bucket, kv_reuse=r.kv_reuse)
+
+
 def validate(config) -> None:
   config_lib.check_positive(config, 'steps', 'prompts_per_step', 'grpo.num_generations',
                             'max_new_tokens', 'grpo.num_iterations')
   config_lib.check_choice(config, 'task.name', TASKS.names())
+  for field, choices in (('rollout.source', ROLLOUTS.names()),
+                         ('rollout.credit', traj_lib.CREDITS),
+                         ('grpo.is_correction', ('none', 'tis'))):
+    if opt(config, field) not in choices:
+      raise config_lib.ConfigError(f'config.{field}: {opt(config, field)!r} is not one of '
+                                   f'{list(choices)}')
+  if opt(config, 'rollout.source') == 'agent':
+    config_lib.check_choice(config, 'env.name', env_lib.ENVS.names())
+    try:
+      agent_config(config)
+    except ValueError as e:
+      raise config_lib.ConfigError(f'config.rollout: {e}') from None
   for field, make in (('grpo', lambda: loss_config(config)),
                       ('advantages', lambda: adv_lib.AdvantageConfig(**config.advantages))):
     try:
@@ -81,9 +141,12 @@ def _warm_up(params, graphdef, prompts, config, writer):
   return state.params
 
 
-def _step_prompts(prompts, config, step: int) -> list[int]:
-  """Prompt indices for `step`: epochs of a seeded permutation, a pure function of step."""
+def _step_prompts(prompts, config, step: int, attempt: int = 0) -> list[int]:
+  """Prompt indices for `step`: epochs of a seeded permutation, a pure function of step
+  (resampling attempts of dynamic sampling draw from their own seeded stream)."""
   n, per = len(prompts.prompt_ids), config.prompts_per_step
+  if attempt:
+    return np.random.default_rng([config.seed, step, attempt]).choice(n, per).tolist()
   start = (step - 1) * per
   idx = []
   for pos in range(start, start + per):
@@ -92,8 +155,9 @@ def _step_prompts(prompts, config, step: int) -> list[int]:
   return idx
 
 
+@ROLLOUTS.register('sampler')
 def rollout(params, graphdef, prompts, idx, config, rng, mesh):
-  """Samples G completions per prompt and scores them. Returns (batch arrays, stats)."""
+  """Samples G completions per prompt and scores them. Returns (arrays, stats, a sample)."""
   g = config.grpo.num_generations
   rows = [prompts.prompt_ids[i] for i in idx for _ in range(g)]
   answers = [prompts.answers[i] for i in idx for _ in range(g)]
@@ -105,19 +169,114 @@ def rollout(params, graphdef, prompts, idx, config, rng, mesh):
       eos_ids=tasks_lib.eos_ids(tok), pad_id=tok.pad_token_id, mesh=mesh)
   c_tokens, lengths = np.asarray(out.tokens), np.asarray(out.lengths)
   c_mask = (np.arange(c_tokens.shape[1])[None] < lengths[:, None]).astype(np.int32)
+  if opt(config, 'grpo.mask_truncated_completions'):
+    c_mask = c_mask * (np.asarray(out.finish_reason) != sampler_lib.FINISH_LENGTH)[:, None]
   texts = [prompts.decode(r[:n].tolist()) for r, n in zip(c_tokens, lengths)]
   rewards = np.array([prompts.reward(t, a) for t, a in zip(texts, answers)], np.float32)
   tokens, kv_mask = grpo_learner.assemble(p_tokens, p_mask, c_tokens, c_mask)
-  adv = grpo_learner.group_advantages(rewards, g, adv_lib.AdvantageConfig(**config.advantages))
-  stats = adv_lib.group_stats(jax.numpy.asarray(rewards), g)
+  arrays = {'tokens': tokens, 'kv_mask': kv_mask, 'loss_mask': c_mask, 'rewards': rewards,
+            'rollout_logps': np.asarray(out.logprobs, np.float32)}
   stats = {'reward': rewards.mean(), 'reward_std': rewards.std(),
-           'completion_length': lengths.mean(), 'completion_tokens': int(c_mask.sum()),
-           **{f'group/{k}': v for k, v in stats.items()}}
-  return (tokens, kv_mask, c_mask, adv), stats, texts[0]
+           'completion_length': lengths.mean(), 'completion_tokens': int(c_mask.sum())}
+  return arrays, stats, texts[0]
 
 
-def evaluate(params, graphdef, prompts, config, mesh) -> float:
-  """Greedy accuracy on held-out prompts."""
+def make_env(config, tasks, seed: int):
+  env = env_lib.ENVS.get(config.env.name)(config.env)
+  env.reset(tasks, seed)
+  return env
+
+
+@ROLLOUTS.register('agent')
+def agent_rollout(params, graphdef, prompts, idx, config, rng, mesh, temperature=None):
+  """G multi-turn episodes per task against the env, scored at episode end."""
+  g = config.grpo.num_generations
+  rows = [i for i in idx for _ in range(g)]
+  env = make_env(config, [prompts.tasks[i] for i in rows],
+                 int(jax.random.randint(rng, (), 0, 2**31 - 1)))
+  cfg = agent_config(config)
+  if temperature is not None:
+    cfg = dataclasses.replace(cfg, temperature=temperature)
+  out, episodes = agent_lib.rollout((graphdef, params), prompts.tokenizer,
+                                    [prompts.prompt_ids[i] for i in rows], env, cfg, rng=rng,
+                                    mesh=mesh)
+  outcomes = [env_lib.call_score(env, r, ep, config.rollout.env_timeout_s)
+              for r, ep in enumerate(episodes)]
+  arrays = traj_lib.batch_arrays(out, episodes, opt(config, 'grpo.mask_truncated_completions'))
+  arrays['rewards'] = np.array([o.reward for o in outcomes], np.float32)
+  stats = traj_lib.episode_stats(episodes, outcomes)
+  stats['completion_tokens'] = int(arrays['loss_mask'].sum())
+  return arrays, stats, episodes[0].text()
+
+
+def _pad_to(x: np.ndarray, width: int, left: bool) -> np.ndarray:
+  pad = [(0, 0), (width - x.shape[1], 0) if left else (0, width - x.shape[1])]
+  return np.pad(x, pad)
+
+
+def _concat(parts: list[dict]) -> dict:
+  """Row-concatenates rollout arrays, padding prompts (left) and completions (right)."""
+  c = max(p['loss_mask'].shape[1] for p in parts)
+  p_len = max(p['tokens'].shape[1] - p['loss_mask'].shape[1] for p in parts)
+  out = {}
+  for key in parts[0]:
+    rows = []
+    for p in parts:
+      x = p[key]
+      if key in ('tokens', 'kv_mask'):
+        pc = p['loss_mask'].shape[1]
+        x = np.concatenate([_pad_to(x[:, :-pc], p_len, True), _pad_to(x[:, -pc:], c, False)], 1)
+      elif x.ndim == 2:
+        x = _pad_to(x, c, False)
+      rows.append(x)
+    out[key] = np.concatenate(rows)
+  return out
+
+
+def _take_groups(arrays: dict, groups: list[int], g: int) -> dict:
+  rows = np.array([gi * g + j for gi in groups for j in range(g)], np.int64)
+  return {k: v[rows] for k, v in arrays.items()}
+
+
+def collect(params, graphdef, prompts, config, step: int, rng, mesh):
+  """The step's rollouts: with dynamic sampling, groups whose rewards all agree are
+  replaced by groups of fresh tasks (up to max_resample_rounds extra rounds; any shortfall
+  is filled with dropped groups, whose advantages are 0)."""
+  g, need = config.grpo.num_generations, config.prompts_per_step
+  source = ROLLOUTS.get(opt(config, 'rollout.source'))
+  arrays, stats, sample = source(params, graphdef, prompts, _step_prompts(prompts, config, step),
+                                 config, rng, mesh)
+  if not opt(config, 'grpo.dynamic_sampling'):
+    return arrays, stats, sample
+  kept, dropped, rounds = [], [], 0
+  parts = [arrays]
+  while True:
+    r = parts[-1]['rewards'].reshape(-1, g)
+    base = sum(len(p['rewards']) // g for p in parts[:-1])
+    for k, rewards in enumerate(r):
+      (kept if rewards.std() > 0 else dropped).append(base + k)
+    if len(kept) >= need or rounds >= opt(config, 'grpo.max_resample_rounds'):
+      break
+    rounds += 1
+    extra, _, _ = source(params, graphdef, prompts,
+                         _step_prompts(prompts, config, step, attempt=rounds), config,
+                         jax.random.fold_in(rng, 1000 + rounds), mesh)
+    parts.append(extra)
+  merged = _concat(parts) if len(parts) > 1 else arrays
+  chosen = (kept + dropped)[:need]
+  stats = {**stats, 'dynamic/kept_groups': float(min(len(kept), need)),
+           'dynamic/resample_rounds': float(rounds)}
+  return _take_groups(merged, chosen, g), stats, sample
+
+
+def evaluate(params, graphdef, prompts, config, mesh) -> dict:
+  """Greedy success on held-out tasks (accuracy; agent runs also report tool use)."""
+  if opt(config, 'rollout.source') == 'agent':
+    one = config.copy_and_resolve_references()
+    one.grpo.num_generations = 1
+    _, stats, _ = agent_rollout(params, graphdef, prompts, list(range(len(prompts.prompt_ids))),
+                                one, jax.random.PRNGKey(0), mesh, temperature=0.0)
+    return {'eval_accuracy': stats['reward'], 'eval_tool_call_rate': stats['tool_call_rate']}
   tok = prompts.tokenizer
   out = sampler_lib.generate((graphdef, params), prompts.prompt_ids,
                              max_new_tokens=config.max_new_tokens, rng=jax.random.PRNGKey(0),
@@ -125,18 +284,31 @@ def evaluate(params, graphdef, prompts, config, mesh) -> float:
                              pad_id=tok.pad_token_id, mesh=mesh)
   c_tokens, lengths = np.asarray(out.tokens), np.asarray(out.lengths)
   texts = [prompts.decode(r[:n].tolist()) for r, n in zip(c_tokens, lengths)]
-  return float(np.mean([prompts.reward(t, a) for t, a in zip(texts, prompts.answers)]))
+  return {'eval_accuracy': float(np.mean([prompts.reward(t, a)
+                                          for t, a in zip(texts, prompts.answers)]))}
+
+
+def advantages_for(arrays, config) -> np.ndarray:
+  return traj_lib.advantages(arrays['rewards'], arrays, config.grpo.num_generations,
+                             adv_lib.AdvantageConfig(**config.advantages),
+                             opt(config, 'rollout.credit'), opt(config, 'rollout.gamma'))
 
 
 def _update(state, update_fn, logps_fn, ref_params, arrays, config):
-  tokens, kv_mask, c_mask, adv = arrays
+  tokens, kv_mask, c_mask = arrays['tokens'], arrays['kv_mask'], arrays['loss_mask']
+  adv = advantages_for(arrays, config)
   zeros = np.zeros(c_mask.shape, np.float32)
-  old = logps_fn(state.params, tokens, kv_mask) if config.grpo.num_iterations > 1 else zeros
+  tis = opt(config, 'grpo.is_correction') == 'tis'
+  old = (logps_fn(state.params, tokens, kv_mask) if config.grpo.num_iterations > 1 or tis
+         else zeros)
   ref = logps_fn(ref_params, tokens, kv_mask) if config.grpo.beta != 0.0 else zeros
-  batch = grpo_learner.RolloutBatch(tokens, kv_mask, c_mask, adv, old, ref)
+  weights = (grpo_learner.truncated_is_weights(old, arrays['rollout_logps'], c_mask,
+                                               opt(config, 'grpo.is_cap')) if tis else None)
+  batch = grpo_learner.RolloutBatch(tokens, kv_mask, c_mask, adv, old, ref, weights)
   for _ in range(config.grpo.num_iterations):
     state, metrics = update_fn(state, batch, state.rng)
-  return state, metrics
+  group = adv_lib.group_stats(jax.numpy.asarray(arrays['rewards']), config.grpo.num_generations)
+  return state, {**metrics, **{f'group/{k}': v for k, v in group.items()}}
 
 
 @registry.experiment('grpo')
@@ -183,10 +355,11 @@ def run(config, workdir: str) -> dict:
   writer.truncate_after(start)
 
   # --- steps
+  use_old = config.grpo.num_iterations > 1 or opt(config, 'grpo.is_correction') != 'none'
   update_fn = train_lib.compile_step(
       grpo_learner.make_train_step(graphdef, optimizer, loss_config(config),
-                                   use_old_logps=config.grpo.num_iterations > 1,
-                                   temperature=config.temperature), shardings, mesh)
+                                   use_old_logps=use_old, temperature=config.temperature),
+      shardings, mesh)
   logps_fn = grpo_learner.make_logps_fn(graphdef, config.max_new_tokens,
                                         temperature=config.temperature)
 
@@ -195,17 +368,18 @@ def run(config, workdir: str) -> dict:
   key = jax.random.PRNGKey(config.seed + 1)
   for step in range(start + 1, config.steps + 1):
     t0 = time.time()
-    arrays, stats, sample = rollout(state.params, graphdef, prompts,
-                                    _step_prompts(prompts, config, step), config,
+    arrays, stats, sample = collect(state.params, graphdef, prompts, config, step,
                                     jax.random.fold_in(key, step), mesh)
     t_gen = time.time() - t0
     state, metrics = _update(state, update_fn, logps_fn, ref_params, arrays, config)
     metrics = jax.device_get(metrics)
-    train_lib.check_finite([step], {k: np.asarray([v]) for k, v in metrics.items()})
-    row = {**stats, **metrics, 'generate_s': t_gen, 'step_s': time.time() - t0,
+    train_lib.check_finite([step], {k: np.asarray([v]) for k, v in metrics.items()
+                                    if not k.startswith('group/')})
+    row = {**stats, **metrics, 'generate_s': t_gen, 'update_s': time.time() - t0 - t_gen,
+           'step_s': time.time() - t0,
            'tokens_per_s': stats['completion_tokens'] / max(t_gen, 1e-9)}
     if metrics_lib.is_due(step, config.eval_every, config.steps):
-      row['eval_accuracy'] = evaluate(state.params, graphdef, eval_prompts, config, mesh)
+      row.update(evaluate(state.params, graphdef, eval_prompts, config, mesh))
     writer.write(step, row)
     bar.update(1)
     bar.set_postfix(reward=f"{stats['reward']:.3f}")
@@ -218,17 +392,30 @@ def run(config, workdir: str) -> dict:
   return summarize(workdir, config, time.time() - t_start, sample)
 
 
+def _first_last(rows, key, k=10) -> tuple[float | None, float | None]:
+  values = [r[key] for r in rows if key in r]
+  if not values:
+    return None, None
+  k = min(k, len(values))
+  return float(np.mean(values[:k])), float(np.mean(values[-k:]))
+
+
 def summarize(workdir, config, wall_s: float, sample: str) -> dict:
   rows = [r for r in metrics_lib.read_metrics(workdir) if 'reward' in r]
   evals = [r for r in rows if 'eval_accuracy' in r]
-  k = min(10, len(rows))
+  first, last = _first_last(rows, 'reward')
   results = {
-      'reward_first10': float(np.mean([r['reward'] for r in rows[:k]])) if rows else None,
-      'reward_last10': float(np.mean([r['reward'] for r in rows[-k:]])) if rows else None,
+      'reward_first10': first, 'reward_last10': last,
       'eval_accuracy': [(r['step'], r['eval_accuracy']) for r in evals],
       'steps': config.steps, 'wall_s': round(wall_s, 1), 'last_sample': sample}
-  metrics_lib.plot_curves(rows, ['reward', 'eval_accuracy', 'completion_length', 'kl'],
-                          workdir / 'grpo.png', title=f'GRPO on {config.task.name}')
+  keys = ['reward', 'eval_accuracy', 'completion_length', 'kl']
+  if opt(config, 'rollout.source') == 'agent':   # held-out success and tool use
+    results['success_first10'], results['success_last10'] = _first_last(rows, 'eval_accuracy')
+    for key in ('tool_call_rate', 'eval_tool_call_rate', 'turns', 'invalid_actions'):
+      results[f'{key}_first10'], results[f'{key}_last10'] = _first_last(rows, key)
+    results['tool_call_rate'] = results['tool_call_rate_last10']
+    keys = ['reward', 'eval_accuracy', 'tool_call_rate', 'turns', 'env_tokens']
+  metrics_lib.plot_curves(rows, keys, workdir / 'grpo.png', title=f'GRPO on {config.task.name}')
   metrics_lib.write_json(workdir / 'results.json', results)
   print(f"done: reward first-10 {results['reward_first10']:.3f} -> last-10 "
         f"{results['reward_last10']:.3f}; eval {results['eval_accuracy']}; "
