@@ -49,6 +49,7 @@ def get_config(arg=None):
       stop=('</search>',),        # a search turn ends at its closing tag
       env_template='{text}',      # observations appended inline (Search-R1 style)
       end_on_eos=True, on_error='message', env_timeout_s=10.0,
+      error_template='<info>error</info>',   # env faults, in the toy's vocabulary
       kv_reuse=True,              # keep each episode's KV cache between turns
       credit='trajectory',        # trajectory | discounted | turn_group
       gamma=1.0))

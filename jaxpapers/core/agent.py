@@ -60,6 +60,7 @@ class AgentConfig:
   end_on_eos: bool = True          # an EOS from the policy ends the episode
   on_error: str = 'message'        # env exception / malformed observation: 'message' | 'end'
   env_timeout_s: float = 0.0       # an env call running longer is an error (0 = no limit)
+  error_template: str = ERROR_TEMPLATE  # the observation of an env error ('message')
   temperature: float = 1.0         # sampling (jaxpapers.core.sampler)
   top_k: int = 0
   top_p: float = 1.0
@@ -187,10 +188,14 @@ def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int,
       if cfg.on_error == 'end':
         ep.finish('env_error')
         continue
-    text = ERROR_TEMPLATE.format(error=res.error) if res.error else res.text
+    text = cfg.error_template.format(error=res.error) if res.error else res.text
     ids, room = [], True
     if text:
-      ids = tok_lib.encode(tokenizer, cfg.env_template.format(text=text))
+      try:
+        ids = tok_lib.encode(tokenizer, cfg.env_template.format(text=text))
+      except Exception as e:  # noqa: BLE001 - text the tokenizer cannot encode: no observation
+        ep.env_errors += 1
+        text = f'[unencodable observation: {env_lib.error_text(e)}]'
       room = ep.add('env', ids, [0.0] * len(ids), text, cfg.max_total_tokens)
       ids = ep.tokens[ep.turns[-1]['start']:]
     if res.done:
@@ -200,6 +205,12 @@ def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int,
     else:
       appended[row] = ids
   return appended
+
+
+def _turn_rng(rng, turn: int):
+  """The first turn samples with `rng` itself, so a one-turn rollout draws exactly what
+  `sampler.generate` draws for the same prompts."""
+  return rng if turn == 0 else jax.random.fold_in(rng, turn)
 
 
 def _sampling(cfg: AgentConfig, tokenizer, eos_ids, pad_id) -> dict:
@@ -216,7 +227,7 @@ def _rollout_reprefill(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, me
       return
     out = sampler.generate(
         pair, [episodes[i].prompt + episodes[i].tokens for i in live],
-        max_new_tokens=cfg.max_turn_tokens, rng=jax.random.fold_in(rng, turn), mesh=mesh,
+        max_new_tokens=cfg.max_turn_tokens, rng=_turn_rng(rng, turn), mesh=mesh,
         prompt_bucket=cfg.prompt_bucket, pad_batch_to=_pow2(len(live)),
         **_sampling(cfg, tokenizer, eos_ids, pad_id))
     tokens, logps = np.asarray(out.tokens), np.asarray(out.logprobs)
@@ -292,7 +303,7 @@ def _rollout_cached(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, eos_i
     kept.reserve(width + cfg.max_turn_tokens, cfg.max_turn_tokens)
     out, kept.cache = sampler.extend(
         pair, kept.cache, kept.kv_mask, kept.cursor, chunk, chunk_mask, kept.next_pos,
-        max_new_tokens=cfg.max_turn_tokens, rng=jax.random.fold_in(rng, turn),
+        max_new_tokens=cfg.max_turn_tokens, rng=_turn_rng(rng, turn),
         row_ids=np.array([max(i, 0) for i in rows], np.int32), limits=limits,
         **_sampling(cfg, tokenizer, eos_ids, pad_id))
     tokens, logps = np.asarray(out.tokens), np.asarray(out.logprobs)

@@ -92,6 +92,7 @@ def agent_config(config) -> agent_lib.AgentConfig:
       max_turns=r.max_turns, max_turn_tokens=r.max_turn_tokens,
       max_total_tokens=config.max_new_tokens, stop=tuple(r.stop), env_template=r.env_template,
       end_on_eos=r.end_on_eos, on_error=r.on_error, env_timeout_s=r.env_timeout_s,
+      error_template=r.get('error_template', agent_lib.ERROR_TEMPLATE),
       temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
       prompt_bucket=config.prompt_bucket, kv_reuse=r.kv_reuse)
 
