@@ -2,8 +2,9 @@
 
 Each task asks for the value of a random key ("key abc?"); only the lookup tool knows it:
 `<search>abc</search>` -> `<info>417</info>` -> `<answer>417</answer>`. Reward: exact match of
-the answer (core/lookup_env.py). A short SFT warm-up on demonstrations, half of which answer
-with a guess instead of searching, leaves a policy that calls the tool about half the time;
+the answer (core/lookup_env.py). A short SFT warm-up on demonstrations, 70% of which answer
+with a guess instead of searching, leaves a policy that calls the tool about 30% of the time
+(and, greedy, not at all);
 GRPO over trajectories (loss on policy tokens only, KV caches kept across turns) must raise
 held-out success and the tool-call rate. Runs every seed in `seeds` into workdir/seed_<s>.
 
@@ -32,14 +33,14 @@ def get_config(arg=None):
       num_prompts=4096,           # training tasks
       num_eval=64,                # held-out tasks (other keys and values)
       sft_seq_len=72,             # warm-up demonstration length
-      skip_search=0.5))           # fraction of demonstrations that guess instead of searching
+      skip_search=0.7))           # fraction of demonstrations that guess instead of searching
   b.model = ml_collections.ConfigDict(dict(
       preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
       overrides=dict(vocab_size=48, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
                      num_attention_heads=4, num_key_value_heads=2, head_dim=16)))
   b.warmup = ml_collections.ConfigDict(dict(
-      steps=400, batch_size=32, log_every=100,
-      optimizer=common.adamw(learning_rate=3e-3, warmup_steps=20, schedule='cosine')))
+      steps=800, batch_size=32, log_every=100,
+      optimizer=common.adamw(learning_rate=5e-3, warmup_steps=20, schedule='cosine')))
 
   # Multi-turn rollouts (jaxpapers/core/agent.py).
   b.rollout = ml_collections.ConfigDict(dict(

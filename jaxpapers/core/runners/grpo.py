@@ -36,6 +36,7 @@ from jaxpapers.core import config as config_lib
 from jaxpapers.core import env as env_lib
 from jaxpapers.core import hf
 from jaxpapers.core import lookup_env
+from jaxpapers.core import lora as lora_lib
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core import metrics as metrics_lib
 from jaxpapers.core import registry
@@ -64,7 +65,7 @@ DEFAULTS = {
     'rollout.source': 'sampler', 'rollout.credit': 'trajectory', 'rollout.gamma': 1.0,
     'grpo.dynamic_sampling': False, 'grpo.max_resample_rounds': 3,
     'grpo.mask_truncated_completions': False, 'grpo.is_correction': 'none',
-    'grpo.is_cap': 2.0,
+    'grpo.is_cap': 2.0, 'lora.rank': 0,
 }
 
 
@@ -97,6 +98,15 @@ def agent_config(config) -> agent_lib.AgentConfig:
       prompt_bucket=config.prompt_bucket, kv_reuse=r.kv_reuse)
 
 
+def lora_config(config) -> lora_lib.LoraConfig | None:
+  """LoRA adapters when `config.lora.rank > 0` (base frozen; only adapters train)."""
+  if opt(config, 'lora.rank') <= 0:
+    return None
+  fields = {k: v for k, v in config.lora.items() if k in lora_lib.LoraConfig.__dataclass_fields__}
+  return lora_lib.LoraConfig(**{**fields, 'target_modules': tuple(fields.get(
+      'target_modules', lora_lib.LoraConfig.target_modules))})
+
+
 def validate(config) -> None:
   config_lib.check_positive(config, 'steps', 'prompts_per_step', 'grpo.num_generations',
                             'max_new_tokens', 'grpo.num_iterations')
@@ -107,6 +117,13 @@ def validate(config) -> None:
     if opt(config, field) not in choices:
       raise config_lib.ConfigError(f'config.{field}: {opt(config, field)!r} is not one of '
                                    f'{list(choices)}')
+  if opt(config, 'lora.rank') > 0:
+    try:
+      lora_config(config)
+    except ValueError as e:
+      raise config_lib.ConfigError(f'config.{e}') from None
+    config_lib.require(config.warmup.steps == 0, 'warmup.steps',
+                       'the SFT warm-up trains the full model; with LoRA set it to 0')
   if opt(config, 'rollout.source') == 'agent':
     config_lib.check_choice(config, 'env.name', env_lib.ENVS.names())
     try:
@@ -295,12 +312,12 @@ def advantages_for(arrays, config) -> np.ndarray:
                              opt(config, 'rollout.credit'), opt(config, 'rollout.gamma'))
 
 
-def _update(state, update_fn, logps_fn, ref_params, arrays, config):
+def _update(state, update_fn, logps_fn, ref_params, arrays, config, policy_params):
   tokens, kv_mask, c_mask = arrays['tokens'], arrays['kv_mask'], arrays['loss_mask']
   adv = advantages_for(arrays, config)
   zeros = np.zeros(c_mask.shape, np.float32)
   tis = opt(config, 'grpo.is_correction') == 'tis'
-  old = (logps_fn(state.params, tokens, kv_mask) if config.grpo.num_iterations > 1 or tis
+  old = (logps_fn(policy_params, tokens, kv_mask) if config.grpo.num_iterations > 1 or tis
          else zeros)
   ref = logps_fn(ref_params, tokens, kv_mask) if config.grpo.beta != 0.0 else zeros
   weights = (grpo_learner.truncated_is_weights(old, arrays['rollout_logps'], c_mask,
@@ -333,34 +350,62 @@ def run(config, workdir: str) -> dict:
   # --- abstract state and shardings
   mcfg = families.config_for(config.model)
   make_model = lambda: layers.Decoder(mcfg, nnx.Rngs(params=config.seed))  # noqa: E731
-  graphdef, abstract_params, _ = hf.abstract_params(make_model)
+  graphdef, abstract_params, abstract_pure = hf.abstract_params(make_model)
   optimizer = train_lib.make_optimizer(config.optimizer, config.steps)
-  init, abstract, shardings = train_lib.sharded_state(
-      lambda: nnx.to_pure_dict(nnx.state(make_model(), nnx.Param)),
-      mesh_lib.param_shardings(abstract_params, mesh), optimizer, config.seed, mesh)
+  param_shardings = mesh_lib.param_shardings(abstract_params, mesh)
+  full_params = lambda: nnx.to_pure_dict(nnx.state(make_model(), nnx.Param))  # noqa: E731
+  lcfg, base = lora_config(config), None
+  if lcfg is None:
+    init, abstract, shardings = train_lib.sharded_state(full_params, param_shardings, optimizer,
+                                                        config.seed, mesh)
+  else:   # the train state holds only the adapters; the frozen base is an ordinary argument
+    base = (families.load_hf_params(config.model, mesh) if config.model.hf_dir
+            else jax.jit(full_params, out_shardings=param_shardings)())
+    init, abstract, shardings = train_lib.sharded_state(
+        lambda: lora_lib.init_adapters(abstract_pure, lcfg, jax.random.PRNGKey(config.seed)),
+        lora_lib.adapter_shardings(param_shardings, lcfg), optimizer, config.seed, mesh)
+    print(f'LoRA rank {lcfg.rank}: {lora_lib.num_trainable(abstract.params):,} trainable '
+          f'params ({mcfg.num_params:,} frozen)', flush=True)
+  merge = jax.jit(lora_lib.merge, static_argnums=2)
+  policy = (lambda st: st.params) if lcfg is None else (  # noqa: E731
+      lambda st: merge(base, st.params, lcfg))
   writer = metrics_lib.MetricWriter(workdir)
 
   # --- restore: own checkpoint > resume_from > HF params (+ warm-up) > scratch (+ warm-up)
   ckpt = ckpt_lib.Checkpointer(workdir / 'checkpoints', config.checkpoint.every,
                                config.checkpoint.keep, config.checkpoint.async_save)
   def fresh():
-    params = (families.load_hf_params(config.model, mesh) if config.model.hf_dir
-              else init().params)
-    params = _warm_up(params, graphdef, prompts, config, writer)
-    state = train_lib.init_from_params(params, optimizer, config.seed, shardings)
+    if lcfg is not None:
+      state = init()
+    else:
+      params = (families.load_hf_params(config.model, mesh) if config.model.hf_dir
+                else init().params)
+      params = _warm_up(params, graphdef, prompts, config, writer)
+      state = train_lib.init_from_params(params, optimizer, config.seed, shardings)
     ckpt.save(0, state, force=True)     # step 0 = the RL starting point (RELEX's base)
     return state
   state, start = train_lib.restore_or_init(ckpt, abstract, fresh, None,
                                            config.resume_from or None)
-  ref_params = (ckpt.restore(0, abstract).params if config.grpo.beta != 0.0 else None)
+  ref_params = None
+  if config.grpo.beta != 0.0:
+    ref_params = base if lcfg is not None else ckpt.restore(0, abstract).params
   writer.truncate_after(start)
+  if start == 0:    # the policy RL starts from, on the held-out tasks
+    writer.write(0, {f'start/{k}': v for k, v in evaluate(
+        policy(state), graphdef, eval_prompts, config, mesh).items()})
 
   # --- steps
   use_old = config.grpo.num_iterations > 1 or opt(config, 'grpo.is_correction') != 'none'
-  update_fn = train_lib.compile_step(
-      grpo_learner.make_train_step(graphdef, optimizer, loss_config(config),
-                                   use_old_logps=use_old, temperature=config.temperature),
-      shardings, mesh)
+  loss_fn_args = dict(use_old_logps=use_old, temperature=config.temperature)
+  if lcfg is None:
+    update_fn = train_lib.compile_step(
+        grpo_learner.make_train_step(graphdef, optimizer, loss_config(config), **loss_fn_args),
+        shardings, mesh)
+  else:
+    update_fn = lora_lib.compile_step(
+        lora_lib.make_train_step(grpo_learner.make_loss_fn(graphdef, loss_config(config),
+                                                           **loss_fn_args), optimizer, lcfg),
+        base, shardings, param_shardings, mesh)
   logps_fn = grpo_learner.make_logps_fn(graphdef, config.max_new_tokens,
                                         temperature=config.temperature)
 
@@ -369,10 +414,12 @@ def run(config, workdir: str) -> dict:
   key = jax.random.PRNGKey(config.seed + 1)
   for step in range(start + 1, config.steps + 1):
     t0 = time.time()
-    arrays, stats, sample = collect(state.params, graphdef, prompts, config, step,
+    params = policy(state)
+    arrays, stats, sample = collect(params, graphdef, prompts, config, step,
                                     jax.random.fold_in(key, step), mesh)
     t_gen = time.time() - t0
-    state, metrics = _update(state, update_fn, logps_fn, ref_params, arrays, config)
+    state, metrics = _update(state, update_fn, logps_fn, ref_params, arrays, config, params)
+    del params
     metrics = jax.device_get(metrics)
     train_lib.check_finite([step], {k: np.asarray([v]) for k, v in metrics.items()
                                     if not k.startswith('group/')})
@@ -380,7 +427,7 @@ def run(config, workdir: str) -> dict:
            'step_s': time.time() - t0,
            'tokens_per_s': stats['completion_tokens'] / max(t_gen, 1e-9)}
     if metrics_lib.is_due(step, config.eval_every, config.steps):
-      row.update(evaluate(state.params, graphdef, eval_prompts, config, mesh))
+      row.update(evaluate(policy(state), graphdef, eval_prompts, config, mesh))
     writer.write(step, row)
     bar.update(1)
     bar.set_postfix(reward=f"{stats['reward']:.3f}")
@@ -390,6 +437,9 @@ def run(config, workdir: str) -> dict:
   # --- final save, plots, results
   ckpt.save(config.steps, state, force=True)
   ckpt.close()
+  if lcfg is not None:   # adapters merged into an HF safetensors dir
+    lora_lib.export_merged(workdir / 'merged_hf', base, state.params, lcfg, mcfg,
+                           tokenizer_dir=config.model.hf_dir or None)
   return summarize(workdir, config, time.time() - t_start, sample)
 
 
@@ -405,8 +455,10 @@ def summarize(workdir, config, wall_s: float, sample: str) -> dict:
   rows = [r for r in metrics_lib.read_metrics(workdir) if 'reward' in r]
   evals = [r for r in rows if 'eval_accuracy' in r]
   first, last = _first_last(rows, 'reward')
+  start = next((r for r in metrics_lib.read_metrics(workdir) if 'start/eval_accuracy' in r), {})
   results = {
       'reward_first10': first, 'reward_last10': last,
+      'eval_at_start': {k[len('start/'):]: v for k, v in start.items() if k.startswith('start/')},
       'eval_accuracy': [(r['step'], r['eval_accuracy']) for r in evals],
       'steps': config.steps, 'wall_s': round(wall_s, 1), 'last_sample': sample}
   keys = ['reward', 'eval_accuracy', 'completion_length', 'kl']

@@ -108,7 +108,8 @@ class Evaluator:
     params = hf.unflatten_like(self.flat(path), self.like)
     params = jax.tree.map(lambda x, a: np.asarray(x, a.dtype), params, self.like)
     params = jax.device_put(params, self.shardings)
-    return grpo_runner.evaluate(params, self.graphdef, self.prompts, self.config, self.mesh)
+    return grpo_runner.evaluate(params, self.graphdef, self.prompts, self.config,
+                                self.mesh)['eval_accuracy']
 
 
 def distances(pred, real, last, names) -> dict:

@@ -116,3 +116,25 @@ def test_several_policies_save_and_restore_together(tmp_path):
   assert int(restored.state['proposer'].step) == 1 and int(restored.state['generator'].step) == 0
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
                restored.state, tree)
+
+
+@env_lib.REWARDS.register('test_turn_length')
+def _turn_length(task, episode):   # a signal even for an untrained policy
+  del task
+  return len(episode.policy_text()) / 24.0
+
+
+@pytest.mark.slow
+def test_lora_grpo_trains_only_adapters_and_exports_merged(tmp_path):
+  config = agent_toy.get_config('test')
+  b = config.base
+  b.steps, b.warmup.steps, b.env.reward = 2, 0, 'test_turn_length'
+  b.lora = {'rank': 4, 'alpha': 8.0, 'target_modules': ('q_proj', 'v_proj', 'up_proj')}
+  launch.run(config, str(tmp_path))
+  params = _flat(_params(tmp_path / 'seed_0', 2))
+  assert params and all(k.endswith(('.a', '.b')) for k in params), sorted(params)[:4]
+  assert {k.split('.')[-2] for k in params} == {'q_proj', 'v_proj', 'up_proj'}
+  assert any(np.any(params[k] != 0) for k in params if k.endswith('.b'))   # B starts at 0
+  from jaxpapers.core.models import families
+  merged = families.from_pretrained(str(tmp_path / 'seed_0' / 'merged_hf'))
+  assert merged.config.num_hidden_layers == 2
