@@ -9,7 +9,8 @@ tokenised and appended with mask 0. Episodes end when the env says done, on EOS
 is not called after the last allowed turn. Search-R1 style appends observations inline
 (`env_template='{text}'`); chat style closes the turn instead, e.g. for Qwen
 `'<|im_end|>\n<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n'` with
-`end_on_eos=False` (or `tokenizer.chat_turn_delta` for any chat template).
+`end_on_eos=False`, or `env_template='chat:user'` for any chat template (the observation as
+a user message, through `tokenizer.chat_turn_delta`).
 
 Token store: each Episode holds its token ids exactly as sampled or tokenised, append-only;
 earlier turns are never re-tokenised, and the loss mask comes from the turn spans.
@@ -56,7 +57,8 @@ class AgentConfig:
   max_turn_tokens: int = 256       # tokens one policy turn may sample
   max_total_tokens: int = 1024     # completion tokens (policy + env) per episode
   stop: tuple[str, ...] = ()       # stop strings that end a policy turn (kept in the turn)
-  env_template: str = '{text}'     # how an observation's text is appended
+  env_template: str = '{text}'     # how an observation's text is appended; 'chat:<role>'
+                                   # = the tokenizer's chat template for a <role> message
   end_on_eos: bool = True          # an EOS from the policy ends the episode
   on_error: str = 'message'        # env exception / malformed observation: 'message' | 'end'
   env_timeout_s: float = 0.0       # an env call running longer is an error (0 = no limit)
@@ -174,6 +176,12 @@ def _record_turn(ep: Episode, tokens, logps, finish, tokenizer, cfg: AgentConfig
   return None
 
 
+def _observation_text(tokenizer, template: str, text: str) -> str:
+  if template.startswith('chat:'):   # only the new message's delta is tokenised
+    return tok_lib.chat_turn_delta(tokenizer, template[len('chat:'):], text)
+  return template.format(text=text)
+
+
 def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int, list[int]]:
   """Calls the env for the pending (row, text) pairs, appends its observations; returns the
   observation token ids appended per row that goes on."""
@@ -192,7 +200,7 @@ def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int,
     ids, room = [], True
     if text:
       try:
-        ids = tok_lib.encode(tokenizer, cfg.env_template.format(text=text))
+        ids = tok_lib.encode(tokenizer, _observation_text(tokenizer, cfg.env_template, text))
       except Exception as e:  # noqa: BLE001 - text the tokenizer cannot encode: no observation
         ep.env_errors += 1
         text = f'[unencodable observation: {env_lib.error_text(e)}]'

@@ -66,3 +66,26 @@ def stop_token_ids(tok) -> list[int]:
     if isinstance(i, int) and i != tok.unk_token_id and i >= 0:
       ids.add(i)
   return sorted(ids)
+
+
+def chat_turn_delta(tok, role: str, content: str, system: str | None = None) -> str:
+  """The text a chat template puts after an assistant turn's end-of-turn token for one more
+  `role` message, up to and including the next assistant header.
+
+  Multi-turn rollouts append each turn's tokens and never re-tokenise earlier turns (a whole
+  conversation need not tokenise as the concatenation of its turns, and some templates
+  rewrite earlier turns, e.g. Qwen3 drops past <think> blocks). So only this delta is
+  tokenised: render a reference conversation ending in the new message and cut it right
+  after the reference assistant turn's end-of-turn token (which the sampled turn holds).
+  """
+  marker = 'ASSISTANT_TURN_END_MARKER'
+  ref = [{'role': 'user', 'content': 'x'}, {'role': 'assistant', 'content': marker},
+         {'role': role, 'content': content}]
+  text = chat_prompt(tok, ref, system=system)
+  end = text.rindex(marker) + len(marker)
+  eot = next((t for t in ('<|im_end|>', '<|eot_id|>', '<|end|>', tok.eos_token or '')
+              if t and text.startswith(t, end)), None)
+  if eot is None:
+    raise ValueError('chat template: no end-of-turn token after an assistant turn; build the '
+                     'observation text by hand (AgentConfig.env_template)')
+  return text[end + len(eot):]

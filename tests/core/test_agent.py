@@ -238,3 +238,22 @@ def test_call_score_failures_score_zero():
   outcomes = [env_lib.call_score(Broken(), r, None) for r in range(4)]
   assert [o.reward for o in outcomes] == [0.0, 0.0, 0.0, 0.5]
   assert [o.info.get('score_error', 0) for o in outcomes] == [1, 1, 1, 0]
+
+
+def test_chat_turn_delta_appends_exactly_what_the_template_renders(tok):
+  history = [{'role': 'user', 'content': 'q?'}, {'role': 'assistant', 'content': 'a1'}]
+  full = tok_lib.chat_prompt(tok, history + [{'role': 'user', 'content': 'obs'}])
+  turn = tok_lib.chat_prompt(tok, history[:1]) + 'a1<|im_end|>'
+  assert turn + tok_lib.chat_turn_delta(tok, 'user', 'obs') == full
+  ids = tok_lib.encode(tok, turn) + tok_lib.encode(tok, tok_lib.chat_turn_delta(tok, 'user', 'obs'))
+  assert tok.decode(ids) == full        # token in, token out: the delta tokenises on its own
+
+
+def test_rollout_chat_observations(pair, tok):
+  prompts = [tok_lib.encode(tok, tok_lib.chat_prompt(tok, q)) for q in QUESTIONS[:2]]
+  cfg = _config(max_turns=2, env_template='chat:user', end_on_eos=False, temperature=0.0)
+  _, episodes = agent.rollout(pair, tok, prompts, ScriptedEnv(), cfg, rng=jax.random.key(0))
+  for i, ep in enumerate(episodes):
+    env_turn = ep.turns[1]
+    ids = ep.tokens[env_turn['start']:env_turn['end']]
+    assert tok.decode(ids) == tok_lib.chat_turn_delta(tok, 'user', f'<i>{i}</i>')
