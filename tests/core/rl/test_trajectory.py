@@ -187,3 +187,58 @@ def test_one_turn_agent_grpo_equals_the_single_turn_runner():
   np.testing.assert_allclose(la, lb, rtol=1e-5, atol=1e-6)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5),
                ga, gb)
+
+
+def test_dynamic_sampling_replaces_groups_whose_rewards_agree():
+  """DAPO dynamic sampling: groups with one reward value are dropped and refilled."""
+  calls = []
+
+  @grpo_runner.ROLLOUTS.register('test_scripted')
+  def scripted(params, graphdef, prompts, idx, config, rng, mesh):
+    calls.append(list(idx))
+    n = len(idx) * G
+    # first call: groups 0 and 2 agree (all 1 / all 0); later calls: every group varies
+    rewards = np.tile(np.array([0, 1, 0, 1], np.float32), len(idx))
+    if len(calls) == 1:
+      rewards[0:G], rewards[2 * G:3 * G] = 1.0, 0.0
+    arrays = {'tokens': np.full((n, 6 + len(calls)), len(calls), np.int32),
+              'kv_mask': np.ones((n, 6 + len(calls)), np.int32),
+              'loss_mask': np.ones((n, 3 + len(calls)), np.int32), 'rewards': rewards,
+              'rollout_logps': np.zeros((n, 3 + len(calls)), np.float32)}
+    return arrays, {'reward': float(rewards.mean())}, ''
+  config = _addition_config('test_scripted')
+  config.grpo.dynamic_sampling, config.grpo.max_resample_rounds = True, 3
+  prompts = tasks_lib.addition_prompts(16, seed=0)
+  arrays, stats, _ = grpo_runner.collect(None, None, prompts, config, 1, jax.random.key(0), None)
+  assert len(calls) == 2 and stats['dynamic/resample_rounds'] == 1
+  assert stats['dynamic/kept_groups'] == 4
+  groups = arrays['rewards'].reshape(-1, G)
+  assert groups.shape == (4, G) and (groups.std(1) > 0).all()
+  assert arrays['tokens'].shape == (16, 8) and arrays['loss_mask'].shape == (16, 5)
+  # a first-call row (prompt 3, completion 4) is right-padded to the longer completion
+  first, later = arrays['tokens'][0], arrays['tokens'][-1]
+  assert (first[:7] == 1).all() and first[7] == 0 and (later == 2).all()
+  # no variance anywhere and no rounds left: the batch is filled with dropped groups
+  config.grpo.max_resample_rounds = 0
+  calls.clear()
+  _, stats, _ = grpo_runner.collect(None, None, prompts, config, 1, jax.random.key(0), None)
+  assert stats['dynamic/kept_groups'] == 2 and len(calls) == 1
+
+
+def test_truncated_is_weights_and_weighted_loss():
+  trainer = np.log(np.array([[0.5, 0.2, 0.9]], np.float32))
+  rollout = np.log(np.array([[0.25, 0.4, 0.3]], np.float32))
+  w = grpo_learner.truncated_is_weights(trainer, rollout, np.array([[1, 1, 0]]), cap=1.5)
+  np.testing.assert_allclose(w, [[1.5, 0.5, 0.0]], rtol=1e-6)   # 2.0 capped, 0.5, masked
+  logps = jnp.asarray(trainer)
+  adv, mask = jnp.array([1.0]), jnp.array([[1.0, 1.0, 0.0]])
+  loss, _ = grpo_lib.grpo_loss(logps, None, None, adv, mask, LOSS, token_weights=jnp.asarray(w))
+  np.testing.assert_allclose(float(loss), -(1.5 + 0.5) / 2, rtol=1e-6)   # -sum(A w m)/sum(m)
+
+
+def test_mask_truncated_completions_zeroes_cut_episodes(lookup):
+  out, episodes = _lookup_rollout(lookup, [0, 1, 2, 3])
+  for i, ep in enumerate(episodes):
+    ep.end_reason = 'token_budget' if i == 1 else 'eos'
+  arrays = trajectory.batch_arrays(out, episodes, mask_truncated=True)
+  assert arrays['loss_mask'][1].sum() == 0 and arrays['loss_mask'][0].sum() > 0

@@ -1,6 +1,5 @@
 """Multi-turn GRPO end to end: the agent toy runs (8-device mesh), counts env faults without
 crashing, resumes bit-identically after kill -9, and several policies checkpoint together."""
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from jaxpapers.core import env as env_lib
 from jaxpapers.core import lookup_env
 from jaxpapers.core import metrics as metrics_lib
 from jaxpapers.core import train as train_lib
-from tests.core.runners.test_sft import REPO, _env, _flat, _params
+from tests.core.runners.test_sft import REPO, _env, _flat, _params, kill9_when_exists
 
 TOY = ['-m', 'jaxpapers.launch', '--config=configs/agent_toy.py:test',
        '--config.base.steps=4', '--config.base.checkpoint.every=2']
@@ -78,14 +77,8 @@ def test_agent_toy_kill9_then_rerun_is_bit_identical(tmp_path):
                         text=True, timeout=600)
   assert full.returncode == 0, full.stderr[-3000:]
   killed = tmp_path / 'killed'
-  proc = subprocess.Popen(_toy_cmd(killed), cwd=REPO, env=_env(1), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
   ckpts = killed / 'seed_0' / 'checkpoints'
-  deadline = time.time() + 400
-  while time.time() < deadline and not (ckpts / '2').exists():
-    time.sleep(0.1)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  kill9_when_exists(_toy_cmd(killed), _env(1), ckpts / '2')
   assert (ckpts / '2').exists() and not (ckpts / '4').exists(), 'kill came too late'
   rerun = subprocess.run(_toy_cmd(killed), cwd=REPO, env=_env(1), capture_output=True,
                          text=True, timeout=600)

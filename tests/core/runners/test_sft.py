@@ -30,6 +30,17 @@ def _cmd(workdir, *extra):
   return [sys.executable, *QUICK, f'--workdir={workdir}', *extra]
 
 
+def kill9_when_exists(cmd, env, path, timeout_s: float = 400) -> None:
+  """Starts `cmd` and kill -9s it as soon as `path` exists (or after `timeout_s`)."""
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + timeout_s
+  while time.time() < deadline and not path.exists() and proc.poll() is None:
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+
+
 def _params(workdir, step):
   """Params of a checkpoint, restored onto one device whatever topology saved them."""
   path = pathlib.Path(workdir) / 'checkpoints' / str(step) / 'state'
@@ -70,14 +81,8 @@ def test_quickstart_writes_checkpoints_metrics_plot_and_learns(full_run):
 @pytest.mark.slow
 def test_quickstart_kill9_then_rerun_is_bit_identical(full_run, tmp_path):
   cmd = _cmd(tmp_path, '--config.steps=10')
-  proc = subprocess.Popen(cmd, cwd=REPO, env=_env(8), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
   ckpts = tmp_path / 'checkpoints'
-  deadline = time.time() + 400
-  while time.time() < deadline and not (ckpts / '4').exists():
-    time.sleep(0.2)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  kill9_when_exists(cmd, _env(8), ckpts / '4')
   assert (ckpts / '4').exists() and not (ckpts / '10').exists(), 'kill came too late'
   rerun = subprocess.run(cmd, cwd=REPO, env=_env(8), capture_output=True, text=True,
                          timeout=600)
