@@ -39,7 +39,7 @@ def get_config(arg=None):
       overrides=dict(vocab_size=48, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
                      num_attention_heads=4, num_key_value_heads=2, head_dim=16)))
   b.warmup = ml_collections.ConfigDict(dict(
-      steps=800, batch_size=32, log_every=100,
+      steps=2000, batch_size=32, log_every=100,
       optimizer=common.adamw(learning_rate=5e-3, warmup_steps=20, schedule='cosine')))
 
   # Multi-turn rollouts (jaxpapers/core/agent.py).
