@@ -299,7 +299,7 @@ def _rollout_cached(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, eos_i
       return
     if len(live) <= len(kept.rows) // 2:
       kept.compact(live)
-    rows = [i if i in feed and not episodes[i].done else -1 for i in kept.rows]
+    rows = [i if i >= 0 and not episodes[i].done else -1 for i in kept.rows]
     filler = feed[live[0]]           # filler rows repeat a live row's input, then stop
     width = (sampler.bucket_length(max(len(feed[i]) for i in live), cfg.prompt_bucket)
              if turn == 0 else _round_up(max(len(feed[i]) for i in live), cfg.chunk_bucket))

@@ -22,6 +22,7 @@ Rewards by name: `REWARDS` maps a name to `fn(task, episode) -> Outcome | float`
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
@@ -85,12 +86,14 @@ class Environment:
 
 
 class RewardEnv(Environment):
-  """An environment scored by a registered reward (`REWARDS`)."""
+  """An environment scored by a registered reward (`REWARDS`): `config.reward`, else
+  `default_reward`. Registered envs are built as `factory(config)`."""
+  default_reward = 'answer_em'
 
-  def __init__(self, reward: str):
+  def __init__(self, config=None):
     super().__init__()
-    self.reward_name = reward
-    self.reward_fn = REWARDS.get(reward)
+    self.reward_name = getattr(config, 'reward', None) or self.default_reward
+    self.reward_fn = REWARDS.get(self.reward_name)
 
   def score(self, row: int, episode) -> Outcome | float:
     return self.reward_fn(self.tasks[row], episode)
@@ -143,7 +146,7 @@ def normalise(obs) -> StepResult:
 
 def as_step_fn(env) -> Callable[[Sequence[int], Sequence[str]], list]:
   """An Environment's `step`, or a plain `fn(rows, turns)` as it is."""
-  return env.step if isinstance(env, Environment) or hasattr(env, 'step') else env
+  return env.step if hasattr(env, 'step') else env
 
 
 def call_step(env, rows: Sequence[int], turns: Sequence[str],
@@ -183,7 +186,7 @@ def call_score(env, row: int, episode, timeout_s: float = 0.0) -> Outcome:
   """env.score, with any failure (or a non-finite reward) scored 0 and counted."""
   try:
     outcome = as_outcome(run_with_timeout(lambda: env.score(row, episode), timeout_s))
-    if outcome.reward != outcome.reward or abs(outcome.reward) == float('inf'):
+    if not math.isfinite(outcome.reward):
       raise ValueError(f'non-finite reward {outcome.reward}')
     return outcome
   except Exception as e:  # noqa: BLE001
@@ -211,10 +214,6 @@ def no_reward(task: Task, episode) -> Outcome:
 @ENVS.register('noop')
 class NoOpEnv(RewardEnv):
   """Answers nothing and ends every episode after the first turn (single-turn RL)."""
-
-  def __init__(self, config=None):
-    super().__init__(getattr(config, 'reward', 'answer_em') if config is not None
-                     else 'answer_em')
 
   def step(self, rows, turns):
     return [None for _ in rows]

@@ -45,10 +45,6 @@ def observation(value: str) -> str:
 class LookupEnv(env_lib.RewardEnv):
   """`<search>key</search>` -> `<info>value</info>`; `<answer>` ends the episode."""
 
-  def __init__(self, config=None):
-    super().__init__(getattr(config, 'reward', 'answer_em') if config is not None
-                     else 'answer_em')
-
   def step(self, rows, turns):
     out = []
     for row, turn in zip(rows, turns):

@@ -211,12 +211,14 @@ def _fresh_carry(b: int, mode: _Mode) -> _Carry:
 def _run_chunk(model, cache, kv_mask, start, chunk, chunk_mask, base_pos, row_ids, rng, knobs,
                mode: _Mode):
   """Writes `chunk` [B, L] (left-padded, `chunk_mask` 1 on real tokens) into cache slots
-  start..start+L, its real tokens at positions base_pos.., and samples the next token."""
+  start..start+L, its real tokens at positions base_pos.., and samples the next token.
+  Returns (cache, kv_mask with the chunk's slots, carry)."""
   kv_mask = jax.lax.dynamic_update_slice(kv_mask, chunk_mask.astype(kv_mask.dtype), (0, start))
   positions = base_pos[:, None] + jnp.maximum(jnp.cumsum(chunk_mask, axis=1) - 1, 0)
   h, cache = model.hidden_states(chunk, positions, kv_mask, cache, start)
   logits = model.logits_from_hidden(h[:, -1])
-  return cache, _record(_fresh_carry(chunk.shape[0], mode), logits, rng, row_ids, knobs, mode)
+  return cache, kv_mask, _record(_fresh_carry(chunk.shape[0], mode), logits, rng, row_ids,
+                                 knobs, mode)
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'mode'))
@@ -378,8 +380,8 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
     rows2, rows1 = mesh_lib.batch_sharding(mesh), mesh_lib.batch_sharding(mesh, 1)
     tokens, mask, row_ids = jax.device_put((tokens, mask, row_ids), (rows2, rows2, rows1))
   knobs = _knobs(temperature, top_p, eos_ids, matcher, np.full(tokens.shape[0], max_new_tokens))
-  cache, carry = _prefill(params, tokens, mask, row_ids, rng, knobs, graphdef=graphdef, mode=mode)
-  kv_mask = _kv_mask(mask, max_new_tokens)
+  cache, kv_mask, carry = _prefill(params, tokens, mask, row_ids, rng, knobs, graphdef=graphdef,
+                                   mode=mode)
   start, base_pos = np.int32(tokens.shape[1]), jnp.sum(mask, axis=1).astype(jnp.int32)
   run = lambda carry, cache, until: _decode(  # noqa: E731
       params, cache, carry, kv_mask, start, base_pos, row_ids, rng, knobs, np.int32(until),
@@ -461,11 +463,10 @@ def extend(model, cache, kv_mask: np.ndarray, start: int, chunk: np.ndarray,
   knobs = _knobs(temperature, top_p, eos_ids, matcher, limits)
   chunk, chunk_mask = np.asarray(chunk, np.int32), np.asarray(chunk_mask, np.int32)
   base_pos, row_ids = np.asarray(base_pos, np.int32), np.asarray(row_ids, np.int32)
-  cache, carry = _extend(params, cache, kv_mask, np.int32(start), chunk, chunk_mask, base_pos,
-                         row_ids, rng, knobs, graphdef=graphdef, mode=mode)
+  cache, kv, carry = _extend(params, cache, np.asarray(kv_mask, np.int32), np.int32(start), chunk,
+                             chunk_mask, base_pos, row_ids, rng, knobs, graphdef=graphdef,
+                             mode=mode)
   length = chunk.shape[1]
-  kv = np.array(kv_mask, np.int32)
-  kv[:, start:start + length] = chunk_mask
   carry, cache = _decode(params, cache, carry, kv, np.int32(start + length),
                          base_pos + chunk_mask.sum(1).astype(np.int32), row_ids, rng, knobs,
                          np.int32(max_new_tokens), graphdef=graphdef, mode=mode)

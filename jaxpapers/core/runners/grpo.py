@@ -269,9 +269,8 @@ def collect(params, graphdef, prompts, config, step: int, rng, mesh):
   kept, dropped, rounds = [], [], 0
   parts = [arrays]
   while True:
-    r = parts[-1]['rewards'].reshape(-1, g)
-    base = sum(len(p['rewards']) // g for p in parts[:-1])
-    for k, rewards in enumerate(r):
+    base = len(kept) + len(dropped)      # groups seen before this part
+    for k, rewards in enumerate(parts[-1]['rewards'].reshape(-1, g)):
       (kept if rewards.std() > 0 else dropped).append(base + k)
     if len(kept) >= need or rounds >= opt(config, 'grpo.max_resample_rounds'):
       break
