@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import fractions
 import functools
+import gc
 import math
 import re
 import signal
+import sys
 import threading
 from typing import Any, Callable
 
@@ -130,14 +132,19 @@ def _with_deadline(fn: Callable[[], Any], seconds: float) -> Any:
 
   The timer keeps firing every 50 ms after the deadline, and _Deadline is a BaseException,
   so a broad `except Exception` inside sympy or math-verify cannot swallow it for good.
-  `armed` is cleared by the first statement of `finally` (no call, so no signal can run in
-  between); a late tick then does nothing instead of raising outside the deadline.
+  A tick raises only where the exception unwinds into fn (`_unwinds_into`); one that lands in
+  a gc callback or a finaliser is skipped and another tick comes 5 ms later. `armed` is cleared
+  by the first statement of `finally` (no call, so no signal can run in between); a late tick
+  then does nothing instead of raising outside the deadline.
   """
   armed = True
 
   def on_alarm(signum, frame):
-    if armed:
+    if not armed:
+      return
+    if _unwinds_into(frame, fn.__code__):
       raise _Deadline(f'reward took more than {seconds} s')
+    signal.setitimer(signal.ITIMER_REAL, 0.005, 0.05)   # skipped: try again soon
 
   old = signal.signal(signal.SIGALRM, on_alarm)
   signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
@@ -147,6 +154,29 @@ def _with_deadline(fn: Callable[[], Any], seconds: float) -> Any:
     armed = False
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, old)
+
+
+_CALLBACK_MODULES = frozenset(('weakref', '_weakrefset', 'atexit'))
+
+
+def _unwinds_into(frame, body) -> bool:
+  """True when an exception raised in `frame` propagates to the running call of `body`.
+
+  Python runs gc callbacks (jax registers one), `__del__` finalisers, weakref callbacks and
+  sys.unraisablehook in whatever frame was active; an exception raised inside them never
+  reaches the caller: it is printed as "unraisable" and the callback is cut short.
+  """
+  callbacks = {getattr(cb, '__code__', None) for cb in gc.callbacks}
+  hook = getattr(sys.unraisablehook, '__code__', None)
+  while frame is not None:
+    code = frame.f_code
+    if code is body:
+      return True
+    if (code.co_name == '__del__' or code in callbacks or code is hook
+        or frame.f_globals.get('__name__') in _CALLBACK_MODULES):
+      return False
+    frame = frame.f_back
+  return False
 
 
 def _plain_number(s: str) -> fractions.Fraction | None:

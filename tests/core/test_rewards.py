@@ -1,7 +1,9 @@
 """Rewards: correct on real answer formats, total and time-bounded on adversarial input."""
 import concurrent.futures
+import gc
 import re
 import signal
+import sys
 import time
 
 import pytest
@@ -88,6 +90,46 @@ def test_math_reward_deadline_leaves_no_timer_and_restores_handler():
   assert value == 0.0 and seconds < TIME_LIMIT_S
   assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
   assert signal.getsignal(signal.SIGALRM) is before
+
+
+def test_deadline_never_fires_inside_gc_callbacks_or_finalisers():
+  """A tick landing in a gc callback or __del__ must wait: raised there it is 'unraisable'."""
+  started, finished, unraisable = [], [], []
+
+  def busy(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+      pass
+
+  def slow_callback(phase, info):
+    if phase == 'start':
+      started.append(1)
+      busy(0.12)            # longer than the 50 ms tick: without the guard a tick lands here
+      finished.append(1)
+
+  class SlowFinaliser:
+    def __del__(self):
+      started.append(1)
+      busy(0.12)
+      finished.append(1)
+
+  def work():
+    while True:
+      busy(0.03)            # the reward's own work, between collections
+      SlowFinaliser()
+      gc.collect()
+
+  old_hook = sys.unraisablehook
+  sys.unraisablehook = unraisable.append
+  gc.callbacks.append(slow_callback)
+  try:
+    with pytest.raises(rewards._Deadline):
+      rewards._with_deadline(work, 0.1)   # expires inside the first __del__
+  finally:
+    gc.callbacks.remove(slow_callback)
+    sys.unraisablehook = old_hook
+  assert len(started) >= 2 and len(finished) == len(started)
+  assert not unraisable, [u.exc_value for u in unraisable]
 
 
 def test_last_boxed_handles_nesting_and_unbalanced():
