@@ -22,6 +22,9 @@ INSTALL_REQUIRES = [
     'gguf>=0.19.0',                # GGUF reader/writer (numpy)
     'bm25s>=0.3.16',               # sparse retrieval
     'PyStemmer>=2.2',              # Snowball stemming for bm25s
+    'fastapi>=0.110',              # retrieval server (Search-R1 /retrieve protocol)
+    'uvicorn>=0.30',               # runs the retrieval server
+    'requests>=2.31',              # HTTP retriever client
 ]
 
 EXTRAS = {

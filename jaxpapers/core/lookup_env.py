@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxpapers.core import data as data_lib
 from jaxpapers.core import env as env_lib
 from jaxpapers.core import tasks as tasks_lib
 from jaxpapers.core.retrieval import env as search_env
@@ -70,15 +69,7 @@ def demonstration(task: env_lib.Task, tok: tasks_lib.CharTokenizer, rng: np.rand
   else:
     segments = [(f'<search>{task.meta["key"]}</search>', 1), (observation(task.answer), 0),
                 (f'<answer>{task.answer}</answer>', 1)]
-  ids, mask = list(prompt), [0] * len(prompt)
-  for text, on in segments:
-    part = tok.encode(text)
-    ids += part
-    mask += [on] * len(part)
-  ids, mask = ids + [tok.eos_token_id], mask + [1]
-  example = data_lib.pad_example(ids, [], seq_len, tok.pad_token_id)
-  example['loss_mask'][:min(len(mask), seq_len)] = mask[:seq_len]
-  return example
+  return tasks_lib.segments_example(tok, prompt, segments, seq_len)
 
 
 def prompt_set(n: int, seed: int, seq_len: int = 72, skip_search: float = 0.5

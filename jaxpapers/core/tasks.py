@@ -107,6 +107,22 @@ def encode_prompt_completion(tok: CharTokenizer, prompt: str, completion: str,
 # ----------------------------------------------------------------------------- RL tasks
 
 
+def segments_example(tok, prompt_ids: Sequence[int], segments: Sequence[tuple[str, int]],
+                     seq_len: int) -> dict[str, np.ndarray]:
+  """One SFT example from a multi-turn demonstration: `segments` are (text, trained) pairs
+  after the prompt (policy turns trained, environment observations not); EOS is trained."""
+  ids, mask = list(prompt_ids), [0] * len(prompt_ids)
+  for text, trained in segments:
+    part = tok.encode(text)
+    ids += part
+    mask += [int(trained)] * len(part)
+  ids, mask = ids + [tok.eos_token_id], mask + [1]
+  from jaxpapers.core import data as data_lib   # noqa: PLC0415 - data imports grain
+  example = data_lib.pad_example(ids, [], seq_len, tok.pad_token_id)
+  example['loss_mask'][:min(len(mask), seq_len)] = mask[:seq_len]
+  return example
+
+
 @dataclasses.dataclass
 class PromptSet:
   """Prompts for RL with their gold answers and the reward that grades completions."""

@@ -82,7 +82,10 @@ class SearchEnv:
   def __init__(self, retriever, top_k: int = 3, style: str = 'search_r1'):
     if style not in STYLES:
       raise ValueError(f'passage style {style!r} unknown; valid: {sorted(STYLES)}')
-    retriever_lib.check_k(top_k, len(retriever.corpus))   # fail at construction, not mid-rollout
+    # Fail at construction, not mid-rollout. A remote retriever (HttpRetriever) has no
+    # corpus here: k is then only checked to be an int >= 1.
+    corpus = getattr(retriever, 'corpus', None)
+    retriever_lib.check_k(top_k, top_k if corpus is None else len(corpus))
     self.retriever, self.top_k, self.style = retriever, int(top_k), style
 
   def step(self, turns: Sequence[Any]) -> list[Observation]:

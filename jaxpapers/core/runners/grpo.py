@@ -52,11 +52,13 @@ from jaxpapers.core.rl import sft as sft_lib
 from jaxpapers.core.rl import trajectory as traj_lib
 
 TASKS = registry.Registry('GRPO task')
-TASKS.register('addition')(lambda c, n, seed: tasks_lib.addition_prompts(
+# Each task: fn(task_config, n, seed, split) -> PromptSet; split is 'train' or 'test' (the
+# held-out prompts); tasks whose prompts are random draws tell them apart by seed alone.
+TASKS.register('addition')(lambda c, n, seed, split: tasks_lib.addition_prompts(
     n, seed, c.digits, c.sft_seq_len, c.sft_noise))
-TASKS.register('gsm8k')(lambda c, n, seed: tasks_lib.gsm8k_prompts(
+TASKS.register('gsm8k')(lambda c, n, seed, split: tasks_lib.gsm8k_prompts(
     n, seed, c.split, c.system or None, c.suffix))
-TASKS.register('kv_lookup')(lambda c, n, seed: lookup_env.prompt_set(
+TASKS.register('kv_lookup')(lambda c, n, seed, split: lookup_env.prompt_set(
     n, seed, c.sft_seq_len, c.get('skip_search', 0.5)))
 ROLLOUTS = registry.Registry('GRPO rollout source')
 
@@ -65,7 +67,7 @@ DEFAULTS = {
     'rollout.source': 'sampler', 'rollout.credit': 'trajectory', 'rollout.gamma': 1.0,
     'grpo.dynamic_sampling': False, 'grpo.max_resample_rounds': 3,
     'grpo.mask_truncated_completions': False, 'grpo.is_correction': 'none',
-    'grpo.is_cap': 2.0, 'lora.rank': 0,
+    'grpo.is_cap': 2.0, 'lora.rank': 0, 'resume_params_only': False,
 }
 
 
@@ -108,8 +110,10 @@ def lora_config(config) -> lora_lib.LoraConfig | None:
 
 
 def validate(config) -> None:
-  config_lib.check_positive(config, 'steps', 'prompts_per_step', 'grpo.num_generations',
+  config_lib.check_positive(config, 'prompts_per_step', 'grpo.num_generations',
                             'max_new_tokens', 'grpo.num_iterations')
+  config_lib.require(config.steps >= 0, 'steps', f'{config.steps} is negative (0 = only the '
+                     'warm-up and the start evaluation)')
   config_lib.check_choice(config, 'task.name', TASKS.names())
   for field, choices in (('rollout.source', ROLLOUTS.names()),
                          ('rollout.credit', traj_lib.CREDITS),
@@ -293,7 +297,10 @@ def evaluate(params, graphdef, prompts, config, mesh) -> dict:
     one.grpo.num_generations = 1
     _, stats, _ = agent_rollout(params, graphdef, prompts, list(range(len(prompts.prompt_ids))),
                                 one, jax.random.PRNGKey(0), mesh, temperature=0.0)
-    return {'eval_accuracy': stats['reward'], 'eval_tool_call_rate': stats['tool_call_rate']}
+    components = {f'eval_{k[len("reward/"):]}': v for k, v in stats.items()
+                  if k.startswith('reward/')}
+    return {'eval_accuracy': stats['reward'], 'eval_tool_call_rate': stats['tool_call_rate'],
+            **components}
   tok = prompts.tokenizer
   out = sampler_lib.generate((graphdef, params), prompts.prompt_ids,
                              max_new_tokens=config.max_new_tokens, rng=jax.random.PRNGKey(0),
@@ -341,8 +348,8 @@ def run(config, workdir: str) -> dict:
                      f'prompts_per_step x num_generations = {n_rows} is not divisible by the '
                      f'{mesh_lib.batch_divisor(mesh)} data x fsdp devices')
   make_task = TASKS.get(config.task.name)
-  prompts = make_task(config.task, config.task.num_prompts, config.seed)
-  eval_prompts = make_task(config.task, config.task.num_eval, config.seed + 10_000)
+  prompts = make_task(config.task, config.task.num_prompts, config.seed, 'train')
+  eval_prompts = make_task(config.task, config.task.num_eval, config.seed + 10_000, 'test')
   print(f'mesh: {mesh_lib.describe(mesh)}; task {config.task.name}: '
         f'{len(prompts.prompt_ids)} prompts', flush=True)
 
@@ -383,8 +390,13 @@ def run(config, workdir: str) -> dict:
       state = train_lib.init_from_params(params, optimizer, config.seed, shardings)
     ckpt.save(0, state, force=True)     # step 0 = the RL starting point (RELEX's base)
     return state
+  own = ckpt.latest_step() is not None
   state, start = train_lib.restore_or_init(ckpt, abstract, fresh, None,
                                            config.resume_from or None)
+  if not own and config.resume_from and opt(config, 'resume_params_only') and lcfg is None:
+    # a new stage from another run's weights: fresh optimizer state, same step count
+    state = train_lib.init_from_params(state.params, optimizer, config.seed, shardings)
+    print(f'resume_params_only: fresh optimizer state at step {start}', flush=True)
   ref_params = None
   if config.grpo.beta != 0.0:
     ref_params = base if lcfg is not None else ckpt.restore(0, abstract).params
@@ -411,6 +423,7 @@ def run(config, workdir: str) -> dict:
   # --- loop
   bar = metrics_lib.progress(config.steps, initial=start, desc='grpo')
   key = jax.random.PRNGKey(config.seed + 1)
+  sample = ''
   for step in range(start + 1, config.steps + 1):
     t0 = time.time()
     params = policy(state)
@@ -469,7 +482,8 @@ def summarize(workdir, config, wall_s: float, sample: str) -> dict:
     keys = ['reward', 'eval_accuracy', 'tool_call_rate', 'turns', 'env_tokens']
   metrics_lib.plot_curves(rows, keys, workdir / 'grpo.png', title=f'GRPO on {config.task.name}')
   metrics_lib.write_json(workdir / 'results.json', results)
-  print(f"done: reward first-10 {results['reward_first10']:.3f} -> last-10 "
-        f"{results['reward_last10']:.3f}; eval {results['eval_accuracy']}; "
-        f'{results["wall_s"]} s', flush=True)
+  if rows:
+    print(f"done: reward first-10 {results['reward_first10']:.3f} -> last-10 "
+          f"{results['reward_last10']:.3f}; eval {results['eval_accuracy']}; "
+          f'{results["wall_s"]} s', flush=True)
   return results
