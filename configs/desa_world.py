@@ -52,7 +52,9 @@ def get_config(arg=None):
       env_template='{text}', end_on_eos=True, on_error='message', env_timeout_s=30.0,
       error_template='\n\n<information>error</information>\n\n',
       kv_reuse=True, credit='trajectory', gamma=1.0))
-  b.env = ml_collections.ConfigDict(dict(name='desa_search', reward='em', world=dict(world)))
+  b.env = ml_collections.ConfigDict(dict(
+      name='desa_search', reward='em', world=dict(world),
+      server_url=''))              # '' = in-process BM25; else a Search-R1 /retrieve server
 
   b.steps = 60                    # GRPO steps per schedule (DeSA: stage1_steps + the rest)
   b.prompts_per_step = 16

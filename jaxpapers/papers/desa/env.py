@@ -27,6 +27,7 @@ from jaxpapers.core import env as env_lib
 from jaxpapers.core import qa_metrics
 from jaxpapers.core import rewards
 from jaxpapers.core.retrieval import env as search_env
+from jaxpapers.core.retrieval import http_client
 from jaxpapers.papers.desa import world as world_lib
 
 REWARD_NAMES = ('recall', 'em', 'mixed')
@@ -51,7 +52,10 @@ def search_stats(log: list[tuple[str, str]]) -> dict[str, float]:
 def score_episode(task: env_lib.Task, episode, reward: str,
                   log: list[tuple[str, str]]) -> env_lib.Outcome:
   answer = rewards.last_tag(episode.policy_text())
-  recall = qa_metrics.retrieval_recall(episode.text(), task.answer)
+  # only what the environment returned: an <information> tag the policy writes itself
+  # (DeSA reads prompt + response) would otherwise earn recall
+  env_text = ''.join(t['text'] for t in episode.turns if t['role'] != 'policy')
+  recall = qa_metrics.retrieval_recall(env_text, task.answer)
   em = qa_metrics.exact_match(answer, task.answer) if answer is not None else 0.0
   f1 = qa_metrics.f1(answer, task.answer) if answer is not None else 0.0
   value = {'recall': recall, 'em': em, 'mixed': 0.5 * (recall + em)}[reward]
@@ -63,14 +67,17 @@ def score_episode(task: env_lib.Task, episode, reward: str,
 
 @env_lib.ENVS.register('desa_search')
 class DesaSearchEnv(env_lib.Environment):
-  """Search-R1 env over a retriever: the world's BM25 index (`config.world`) by default."""
+  """Search-R1 env over the world's BM25 index (`config.world`), or over any Search-R1
+  retrieval server when `config.server_url` is set (ours: configs/retrieval_server.py)."""
 
   def __init__(self, config):
     super().__init__()
     if config.reward not in REWARD_NAMES:
       raise ValueError(f'env.reward: {config.reward!r} is not one of {list(REWARD_NAMES)}')
     self.reward = config.reward
-    _, retriever = world_lib.cached(world_lib.world_config(config))
+    url = config.get('server_url', '')
+    retriever = (http_client.HttpRetriever(url) if url else
+                 world_lib.cached(world_lib.world_config(config))[1])
     self.search = search_env.SearchEnv(retriever, config.world.top_k)
     self.logs: list[list[tuple[str, str]]] = []
 
