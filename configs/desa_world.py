@@ -31,24 +31,24 @@ def get_config(arg=None):
   b = ml_collections.ConfigDict()
   b.experiment = 'desa'           # jaxpapers/papers/desa/experiment.py
   b.seed = 0
-  b.desa = ml_collections.ConfigDict(dict(schedules=SCHEDULES, stage1_steps=20))
+  b.desa = ml_collections.ConfigDict(dict(schedules=SCHEDULES, stage1_steps=15))
   b.task = ml_collections.ConfigDict(dict(
-      name='desa_world', world=dict(world), num_prompts=4096, num_eval=128,
-      sft_seq_len=640,            # demonstrations: prompt, up to 2 searches and an answer
+      name='desa_world', world=dict(world), num_prompts=4096, num_eval=96,
+      sft_seq_len=384,            # demonstrations: prompt, up to 2 searches and an answer
       vague=0.35,                 # demonstrations that search without the entity
       skip_search=0.25))          # demonstrations that answer a guess without searching
   b.model = ml_collections.ConfigDict(dict(
       preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
-      overrides=dict(vocab_size=96, hidden_size=128, intermediate_size=384,
+      overrides=dict(vocab_size=96, hidden_size=64, intermediate_size=256,
                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     head_dim=32)))
+                     head_dim=16)))
   b.warmup = ml_collections.ConfigDict(dict(
-      steps=1500, batch_size=32, log_every=100,
-      optimizer=common.adamw(learning_rate=3e-3, warmup_steps=50, schedule='cosine')))
+      steps=1200, batch_size=16, log_every=100,
+      optimizer=common.adamw(learning_rate=5e-3, warmup_steps=20, schedule='cosine')))
 
   # Search-R1 rollouts: <search>q</search> -> <information>top-3</information>, <answer> ends.
   b.rollout = ml_collections.ConfigDict(dict(
-      source='agent', max_turns=4, max_turn_tokens=40, stop=('</search>', '</answer>'),
+      source='agent', max_turns=4, max_turn_tokens=24, stop=('</search>', '</answer>'),
       env_template='{text}', end_on_eos=True, on_error='message', env_timeout_s=30.0,
       error_template='\n\n<information>error</information>\n\n',
       kv_reuse=True, credit='trajectory', gamma=1.0))
@@ -56,15 +56,15 @@ def get_config(arg=None):
       name='desa_search', reward='em', world=dict(world),
       server_url=''))              # '' = in-process BM25; else a Search-R1 /retrieve server
 
-  b.steps = 60                    # GRPO steps per schedule (DeSA: stage1_steps + the rest)
-  b.prompts_per_step = 16
+  b.steps = 40                    # GRPO steps per schedule (DeSA: stage1_steps + the rest)
+  b.prompts_per_step = 8
   b.grpo = ml_collections.ConfigDict(dict(
       num_generations=5, num_iterations=1, loss_type='grpo', beta=0.0, epsilon=0.2,
       epsilon_high=0.0, kl_estimator='k3', dynamic_sampling=False, max_resample_rounds=3,
       mask_truncated_completions=False, is_correction='none', is_cap=2.0))
   b.advantages = ml_collections.ConfigDict(dict(
       estimator='grpo', scale_rewards='group', std_ddof=1, eps=1e-4, normalize=False))
-  b.max_new_tokens = 560          # policy + observation tokens per episode
+  b.max_new_tokens = 360          # policy + observation tokens per episode
   b.temperature = 1.0
   b.top_k = 0
   b.top_p = 1.0
@@ -86,6 +86,6 @@ def get_config(arg=None):
     b.steps, b.prompts_per_step, b.eval_every, b.desa.stage1_steps = 3, 4, 1, 1
     b.warmup.steps, b.task.num_eval, b.task.num_prompts = 20, 8, 64
     b.grpo.num_generations = 2
-    b.max_new_tokens, b.task.sft_seq_len = 320, 320
+    b.max_new_tokens, b.task.sft_seq_len = 200, 200
     b.checkpoint.every = 1
   return c

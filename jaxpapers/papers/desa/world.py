@@ -2,12 +2,14 @@
 
 Lands have a capital, a river and a ruler; people were born in a land. Every name is a random
 string of syllables, so the only way to answer is to search the corpus:
-  single-hop  "what is the river of kalomi?"                       -> search "kalomi river"
-  two-hop     "what is the ruler of the land where dusena was born?" -> search "dusena born",
-              read the land, search "<land> ruler"
-The corpus holds one passage per fact plus distractors that mention the same entities
-("kalomi trades with ..."), so a vague query ("river") retrieves other lands' facts and a
-query for the right land still returns its other relations beside the asked one.
+  single-hop  "river of kalo?"                 -> search "kalo river"
+  two-hop     "ruler of land where dusa born?" -> search "dusa born", read the land from
+                                                  the result, search "<land> ruler"
+Passages are short facts titled by their entity ("river: tena", "born in: kalo") plus
+distractors that mention the same entities ("trades with: ..."), so a vague query ("river")
+retrieves other lands' facts, and a query for the right land still returns its other
+relations beside the asked one. Texts are terse because a character-level model pays for
+every observation character in each step.
 Train and test questions are split by entity (a test land or person is never asked about in
 training); the corpus covers both, as a search index would.
 
@@ -62,19 +64,15 @@ class World:
 def _names(rng: np.random.Generator, n: int, taken: set) -> list[str]:
   out = []
   while len(out) < n:
-    name = ''.join(rng.choice(list(_CONSONANTS)) + rng.choice(list(_VOWELS)) for _ in range(3))
+    name = ''.join(rng.choice(list(_CONSONANTS)) + rng.choice(list(_VOWELS)) for _ in range(2))
     if name not in taken:
       taken.add(name)
       out.append(name)
   return out
 
 
-def fact_text(land: str, relation: str, value: str) -> str:
-  return f'the {relation} of {land} is {value}.'
-
-
-def born_text(person: str, land: str) -> str:
-  return f'{person} was born in {land}.'
+def fact_text(relation: str, value: str) -> str:
+  return f'{relation}: {value}'
 
 
 def build(config: WorldConfig) -> World:
@@ -89,13 +87,13 @@ def build(config: WorldConfig) -> World:
   passages = []
   for land in lands:
     for r, v in facts[land].items():
-      passages.append(corpus_lib.Passage(f'{land}-{r}', land, fact_text(land, r, v)))
+      passages.append(corpus_lib.Passage(f'{land}-{r}', land, fact_text(r, v)))
     for d in range(config.distractors):
       other = lands[int(rng.integers(len(lands)))]
       verb = ('trades with', 'borders')[d % 2]
-      passages.append(corpus_lib.Passage(f'{land}-x{d}', land, f'{land} {verb} {other}.'))
+      passages.append(corpus_lib.Passage(f'{land}-x{d}', land, fact_text(verb, other)))
   for p in people:
-    passages.append(corpus_lib.Passage(f'{p}-born', p, born_text(p, born[p])))
+    passages.append(corpus_lib.Passage(f'{p}-born', p, fact_text('born in', born[p])))
   order = rng.permutation(len(passages))
   corpus = corpus_lib.Corpus([passages[i] for i in order], source=f'desa-world-{config.seed}')
   n_test_l = int(round(config.num_lands * config.test_fraction))
@@ -113,8 +111,8 @@ def cached(config: WorldConfig) -> tuple[World, bm25.BM25Retriever]:
 
 def question(relation: str, land: str | None = None, person: str | None = None) -> str:
   if person is None:
-    return f'what is the {relation} of {land}?'
-  return f'what is the {relation} of the land where {person} was born?'
+    return f'{relation} of {land}?'
+  return f'{relation} of land where {person} born?'
 
 
 def make_tasks(world: World, split: str, n: int, seed: int) -> list[env_lib.Task]:
@@ -133,7 +131,7 @@ def make_tasks(world: World, split: str, n: int, seed: int) -> list[env_lib.Task
     else:
       land = lands[int(rng.integers(len(lands)))]
       queries, q = (f'{land} {relation}',), question(relation, land)
-    out.append(env_lib.Task(prompt=f'question: {q}\n', answer=world.facts[land][relation],
+    out.append(env_lib.Task(prompt=f'q: {q}\n', answer=world.facts[land][relation],
                             meta={'queries': queries, 'relation': relation, 'land': land,
                                   'hops': len(queries)}))
   return out
@@ -144,13 +142,11 @@ def tokenizer() -> tasks_lib.CharTokenizer:
 
 
 def _value_in(info: str, relation: str) -> str | None:
-  """The value of the first '<relation> of X is V.' fact in an <information> block."""
-  marker = f'the {relation} of '
-  start = info.find(marker)
+  """The value of the first '<relation>: V' fact in an <information> block."""
+  start = info.find(f'{relation}: ')
   if start < 0:
     return None
-  tail = info[start + len(marker):]
-  return tail.split(' is ', 1)[1].split('.', 1)[0] if ' is ' in tail else None
+  return info[start + len(relation) + 2:].split('\n', 1)[0].split('<', 1)[0].strip() or None
 
 
 def demonstration_segments(task: env_lib.Task, world: World, search: search_env.SearchEnv,
