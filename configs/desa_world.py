@@ -53,7 +53,7 @@ def get_config(arg=None):
       error_template='\n\n<information>error</information>\n\n',
       kv_reuse=True, credit='trajectory', gamma=1.0))
   b.env = ml_collections.ConfigDict(dict(
-      name='desa_search', reward='em', world=dict(world),
+      name='desa_search', reward='em', corpus='world', world=dict(world), top_k=3,
       server_url=''))              # '' = in-process BM25; else a Search-R1 /retrieve server
 
   b.steps = 40                    # GRPO steps per schedule (DeSA: stage1_steps + the rest)

@@ -38,6 +38,22 @@ def gguf_path(config) -> pathlib.Path | None:
 
 
 def validate(config) -> None:
+  validate_model(config)
+  config_lib.require(bool(config.prompt) or bool(config.prompts_file) or config.interactive,
+                     'prompt', 'give a prompt (or config.prompts_file, or config.interactive)')
+  config_lib.check_positive(config, 'max_new_tokens', 'num_samples')
+  config_lib.require(config.temperature >= 0, 'temperature',
+                     f'must be >= 0, got {config.temperature!r}')
+  config_lib.require(config.top_k >= 0, 'top_k', f'must be >= 0, got {config.top_k!r}')
+  config_lib.require(0 < config.top_p <= 1, 'top_p', f'must be in (0, 1], got {config.top_p!r}')
+  try:
+    mesh_lib.mesh_shape(config.mesh)
+  except ValueError as e:
+    raise config_lib.ConfigError(f'config.{e}') from None
+
+
+def validate_model(config) -> None:
+  """The model fields (model_dir, preset, dtype) that `load_model` reads."""
   config_lib.require(bool(config.model_dir) or bool(config.preset), 'model_dir',
                      'set an HF checkpoint dir (or config.preset for random weights)')
   if assets.is_asset(config.model_dir):
@@ -54,19 +70,8 @@ def validate(config) -> None:
   elif config.preset not in families.presets():
     raise config_lib.ConfigError(f'config.preset: {config.preset!r} unknown; valid: '
                                  f'{sorted(families.presets())}')
-  config_lib.require(bool(config.prompt) or bool(config.prompts_file) or config.interactive,
-                     'prompt', 'give a prompt (or config.prompts_file, or config.interactive)')
-  config_lib.check_positive(config, 'max_new_tokens', 'num_samples')
-  config_lib.require(config.temperature >= 0, 'temperature',
-                     f'must be >= 0, got {config.temperature!r}')
-  config_lib.require(config.top_k >= 0, 'top_k', f'must be >= 0, got {config.top_k!r}')
-  config_lib.require(0 < config.top_p <= 1, 'top_p', f'must be in (0, 1], got {config.top_p!r}')
   if config.dtype:
     config_lib.check_choice(config, 'dtype', ('float32', 'bfloat16', 'float16'))
-  try:
-    mesh_lib.mesh_shape(config.mesh)
-  except ValueError as e:
-    raise config_lib.ConfigError(f'config.{e}') from None
 
 
 def read_prompts(config) -> list[str]:
@@ -79,7 +84,7 @@ def read_prompts(config) -> list[str]:
   return lines
 
 
-def _tokenizer(config):
+def tokenizer_for(config):
   if config.tokenizer:
     return tok_lib.load(config.tokenizer)
   path = gguf_path(config)
@@ -144,7 +149,7 @@ def run(config, workdir: str) -> dict:
   validate(config)
   t_start = time.time()
   mesh = mesh_lib.make_mesh(config.mesh)
-  tok = _tokenizer(config)
+  tok = tokenizer_for(config)
   pair = load_model(config, mesh)
   vocab = nnx.merge(*pair).config.vocab_size
   if vocab < len(tok):

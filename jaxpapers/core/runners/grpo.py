@@ -312,6 +312,22 @@ def evaluate(params, graphdef, prompts, config, mesh) -> dict:
                                           for t, a in zip(texts, prompts.answers)]))}
 
 
+def reference_params(workdir, ckpt, state, abstract, fresh_start: bool):
+  """The KL reference: the params this run started from, kept in workdir/reference apart
+  from the pruned step checkpoints (keep=N drops step 0). A run started from another run's
+  weights (`resume_from`, e.g. DeSA's stage 2) takes those as its reference, as DeSA does."""
+  ref = ckpt_lib.Checkpointer(workdir / 'reference', every=0, keep=1, async_save=False)
+  try:
+    if ref.latest_step() is not None:
+      return ref.restore(ref.latest_step(), abstract).params
+    if not fresh_start:      # a run whose reference was not kept apart: its step 0
+      return ckpt.restore(0, abstract).params
+    ref.save(0, state, force=True)
+    return state.params
+  finally:
+    ref.close()
+
+
 def advantages_for(arrays, config) -> np.ndarray:
   return traj_lib.advantages(arrays['rewards'], arrays, config.grpo.num_generations,
                              adv_lib.AdvantageConfig(**config.advantages),
@@ -399,7 +415,8 @@ def run(config, workdir: str) -> dict:
     print(f'resume_params_only: fresh optimizer state at step {start}', flush=True)
   ref_params = None
   if config.grpo.beta != 0.0:
-    ref_params = base if lcfg is not None else ckpt.restore(0, abstract).params
+    ref_params = base if lcfg is not None else reference_params(workdir, ckpt, state, abstract,
+                                                                fresh_start=not own)
   writer.truncate_after(start)
   if start == 0:    # the policy RL starts from, on the held-out tasks
     writer.write(0, {f'start/{k}': v for k, v in evaluate(

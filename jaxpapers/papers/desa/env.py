@@ -23,11 +23,14 @@ one that retrieved the same passages as an earlier query; DeSA counts exact repe
 """
 from __future__ import annotations
 
+import dataclasses
+
 from jaxpapers.core import env as env_lib
 from jaxpapers.core import qa_metrics
 from jaxpapers.core import rewards
 from jaxpapers.core.retrieval import env as search_env
 from jaxpapers.core.retrieval import http_client
+from jaxpapers.papers.desa import qa
 from jaxpapers.papers.desa import world as world_lib
 
 REWARD_NAMES = ('recall', 'em', 'mixed')
@@ -67,7 +70,8 @@ def score_episode(task: env_lib.Task, episode, reward: str,
 
 @env_lib.ENVS.register('desa_search')
 class DesaSearchEnv(env_lib.Environment):
-  """Search-R1 env over the world's BM25 index (`config.world`), or over any Search-R1
+  """Search-R1 env over BM25 on `config.corpus` ('world': the fact world of
+  `config.world`; 'hotpotqa': the shipped HotpotQA paragraphs), or over any Search-R1
   retrieval server when `config.server_url` is set (ours: configs/retrieval_server.py)."""
 
   def __init__(self, config):
@@ -75,10 +79,15 @@ class DesaSearchEnv(env_lib.Environment):
     if config.reward not in REWARD_NAMES:
       raise ValueError(f'env.reward: {config.reward!r} is not one of {list(REWARD_NAMES)}')
     self.reward = config.reward
-    url = config.get('server_url', '')
-    retriever = (http_client.HttpRetriever(url) if url else
-                 world_lib.cached(world_lib.world_config(config))[1])
-    self.search = search_env.SearchEnv(retriever, config.world.top_k)
+    url, corpus = config.get('server_url', ''), config.get('corpus', 'world')
+    if url:
+      retriever = http_client.HttpRetriever(url)
+    elif corpus == 'world':
+      retriever = world_lib.cached(world_lib.world_config(config))[1]
+    else:
+      retriever = qa.corpus_retriever(corpus)
+    self.search = search_env.SearchEnv(retriever, config.get('top_k', 3))
+    self.max_obs_chars = int(config.get('max_obs_chars', 0))
     self.logs: list[list[tuple[str, str]]] = []
 
   def reset(self, tasks, seed: int = 0) -> None:
@@ -87,6 +96,8 @@ class DesaSearchEnv(env_lib.Environment):
 
   def step(self, rows, turns):
     out = self.search.step(turns)
+    if self.max_obs_chars:   # Search-R1 cuts observations at max_obs_length (tokens there)
+      out = [dataclasses.replace(o, text=o.text[:self.max_obs_chars]) for o in out]
     for row, obs in zip(rows, out):
       if obs.is_search:
         self.logs[row].append((obs.query, obs.text))

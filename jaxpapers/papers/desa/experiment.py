@@ -22,6 +22,8 @@ from jaxpapers.core import metrics as metrics_lib
 from jaxpapers.core import registry
 from jaxpapers.core.runners import grpo as grpo_runner
 from jaxpapers.papers.desa import env as desa_env  # noqa: F401 - registers 'desa_search'
+from jaxpapers.papers.desa import qa
+from jaxpapers.papers.desa import qa_eval  # noqa: F401 - registers 'desa_qa_eval'
 from jaxpapers.papers.desa import world as world_lib
 
 SCHEDULES = ('desa', 'outcome_only', 'mixed')
@@ -29,6 +31,8 @@ EVAL_KEYS = ('em', 'recall', 'f1', 'no_search', 'invalid', 'redundant', 'searche
 
 grpo_runner.TASKS.register('desa_world')(
     lambda c, n, seed, split: world_lib.prompt_set(c, n, seed, split))
+grpo_runner.TASKS.register('search_r1_qa')(
+    lambda c, n, seed, split: qa.prompt_set(c, n, seed, split))
 
 
 def _stage(base, workdir: pathlib.Path, reward: str, steps: int, resume_from: str = '',
