@@ -35,7 +35,7 @@ def get_config(arg=None):
   c.env = ml_collections.ConfigDict(dict(
       name='desa_search', reward='em', corpus='hotpotqa', top_k=3, server_url='',
       max_obs_chars=2000))        # Search-R1 caps observations at 500 tokens
-  c.mesh = common.mesh(data=1)
+  c.mesh = common.mesh(data=-1)
   if arg.test:
     c.model.model_dir, c.model.preset, c.model.tokenizer = '', 'qwen3-tiny', 'qwen'
     c.num_questions, c.batch_size, c.max_turns, c.max_turn_tokens = 2, 2, 2, 8

@@ -74,10 +74,9 @@ def get_config(arg=None):
 
   if arg.test:
     b.model.preset, b.model.dtype, b.model.remat = 'qwen3-tiny', 'float32', False
-    b.steps, b.desa.stage1_steps, b.prompts_per_step, b.eval_every = 2, 1, 2, 1
+    b.steps, b.desa.stage1_steps, b.prompts_per_step, b.eval_every = 2, 1, 4, 1
     b.task.num_eval, b.task.num_prompts = 2, 8
     b.grpo.num_generations = 2
     b.rollout.max_turns, b.rollout.max_turn_tokens, b.max_new_tokens = 2, 8, 640
-    b.mesh = common.mesh(data=1)
     b.checkpoint = common.checkpoint(every=1, keep=2, async_save=False)
   return c
