@@ -26,7 +26,7 @@ def get_config(arg=None):
   c.seeds = [int(s) for s in str(arg.seeds).split(',')]
   c.summary_keys = [f'{s}.{m}' for s in ('start',) + SCHEDULES for m in METRICS]
 
-  world = dict(seed=0, num_lands=400, num_people=400, test_fraction=0.25, two_hop=0.3,
+  world = dict(seed=0, num_lands=400, num_people=400, test_fraction=0.25, two_hop=0.0,
                distractors=2, top_k=3)
   b = ml_collections.ConfigDict()
   b.experiment = 'desa'           # jaxpapers/papers/desa/experiment.py
@@ -34,16 +34,16 @@ def get_config(arg=None):
   b.desa = ml_collections.ConfigDict(dict(schedules=SCHEDULES, stage1_steps=15))
   b.task = ml_collections.ConfigDict(dict(
       name='desa_world', world=dict(world), num_prompts=4096, num_eval=96,
-      sft_seq_len=384,            # demonstrations: prompt, up to 2 searches and an answer
-      vague=0.35,                 # demonstrations that search without the entity
-      skip_search=0.25))          # demonstrations that answer a guess without searching
+      sft_seq_len=224,            # demonstrations: prompt, a search or two and an answer
+      vague=0.25,                 # demonstrations that search without the entity
+      skip_search=0.2))          # demonstrations that answer a guess without searching
   b.model = ml_collections.ConfigDict(dict(
       preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
       overrides=dict(vocab_size=96, hidden_size=64, intermediate_size=256,
                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                      head_dim=16)))
   b.warmup = ml_collections.ConfigDict(dict(
-      steps=1200, batch_size=16, log_every=100,
+      steps=1500, batch_size=32, log_every=100,
       optimizer=common.adamw(learning_rate=5e-3, warmup_steps=20, schedule='cosine')))
 
   # Search-R1 rollouts: <search>q</search> -> <information>top-3</information>, <answer> ends.
@@ -64,7 +64,7 @@ def get_config(arg=None):
       mask_truncated_completions=False, is_correction='none', is_cap=2.0))
   b.advantages = ml_collections.ConfigDict(dict(
       estimator='grpo', scale_rewards='group', std_ddof=1, eps=1e-4, normalize=False))
-  b.max_new_tokens = 360          # policy + observation tokens per episode
+  b.max_new_tokens = 384          # policy + observation tokens per episode
   b.temperature = 1.0
   b.top_k = 0
   b.top_p = 1.0
@@ -81,7 +81,7 @@ def get_config(arg=None):
 
   if arg.test:
     c.seeds = [0]
-    world.update(num_lands=40, num_people=40)
+    world.update(num_lands=40, num_people=40, two_hop=0.3)   # exercise two-hop questions
     b.task.world, b.env.world = dict(world), dict(world)
     b.steps, b.prompts_per_step, b.eval_every, b.desa.stage1_steps = 3, 4, 1, 1
     b.warmup.steps, b.task.num_eval, b.task.num_prompts = 20, 8, 64

@@ -2,9 +2,12 @@
 
 Lands have a capital, a river and a ruler; people were born in a land. Every name is a random
 string of syllables, so the only way to answer is to search the corpus:
-  single-hop  "river of kalo?"                 -> search "kalo river"
-  two-hop     "ruler of land where dusa born?" -> search "dusa born", read the land from
-                                                  the result, search "<land> ruler"
+  single-hop  "kalo river?"            -> search "kalo river"
+  two-hop     "dusa born land ruler?"  -> search "dusa born", read the land from the
+                                          result, search "<land> ruler"
+(questions are keyword-style, so a good first query is the question itself: copying is
+what a character-level model from scratch can learn in minutes; choosing what to search is
+what the rewards are compared on)
 Passages are short facts titled by their entity ("river: tena", "born in: kalo") plus
 distractors that mention the same entities ("trades with: ..."), so a vague query ("river")
 retrieves other lands' facts, and a query for the right land still returns its other
@@ -111,8 +114,8 @@ def cached(config: WorldConfig) -> tuple[World, bm25.BM25Retriever]:
 
 def question(relation: str, land: str | None = None, person: str | None = None) -> str:
   if person is None:
-    return f'{relation} of {land}?'
-  return f'{relation} of land where {person} born?'
+    return f'{land} {relation}?'
+  return f'{person} born land {relation}?'
 
 
 def make_tasks(world: World, split: str, n: int, seed: int) -> list[env_lib.Task]:
