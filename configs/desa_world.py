@@ -48,7 +48,7 @@ def get_config(arg=None):
 
   # Search-R1 rollouts: <search>q</search> -> <information>top-3</information>, <answer> ends.
   b.rollout = ml_collections.ConfigDict(dict(
-      source='agent', max_turns=4, max_turn_tokens=24, stop=('</search>', '</answer>'),
+      source='agent', max_turns=4, max_turn_tokens=32, stop=('</search>', '</answer>'),
       env_template='{text}', end_on_eos=True, on_error='message', env_timeout_s=30.0,
       error_template='\n\n<information>error</information>\n\n',
       kv_reuse=True, credit='trajectory', gamma=1.0))
