@@ -35,8 +35,8 @@ def get_config(arg=None):
   b.task = ml_collections.ConfigDict(dict(
       name='desa_world', world=dict(world), num_prompts=4096, num_eval=96,
       sft_seq_len=224,            # demonstrations: prompt, a search or two and an answer
-      vague=0.25,                 # demonstrations that search without the entity
-      skip_search=0.2))          # demonstrations that answer a guess without searching
+      vague=0.4,                  # demonstrations that search without the entity
+      skip_search=0.25))          # (with 35% good ones the greedy policy searches vaguely)          # demonstrations that answer a guess without searching
   b.model = ml_collections.ConfigDict(dict(
       preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
       overrides=dict(vocab_size=96, hidden_size=64, intermediate_size=256,
