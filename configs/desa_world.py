@@ -9,7 +9,9 @@ entities never asked about in training (papers/desa/world.py).
 
   python -m jaxpapers.launch --config=configs/desa_world.py --workdir=/tmp/desa_world
 
-Variants: `:test` (seconds, for tests); `seeds=0,1,2` (default). Result: README "DeSA".
+Variants: `:test` (seconds, for tests); `seeds=0,1,2` (default); `:hard` (every fact also has a
+former value that BM25 ranks level with it, so reading the right passage is a skill of its
+own: the setting where an outcome reward can miss good searches). Result: README "DeSA".
 """
 import ml_collections
 
@@ -20,14 +22,14 @@ METRICS = ('test_em', 'test_recall', 'test_no_search', 'test_invalid', 'test_red
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, test=False, seeds='0,1,2')
+  arg = common.parse_arg(arg, test=False, seeds='0,1,2', hard=False)
   c = ml_collections.ConfigDict()
   c.experiment = 'seeds'          # runs `base` once per seed (jaxpapers/core/runners/seeds.py)
   c.seeds = [int(s) for s in str(arg.seeds).split(',')]
   c.summary_keys = [f'{s}.{m}' for s in ('start',) + SCHEDULES for m in METRICS]
 
   world = dict(seed=0, num_lands=400, num_people=400, test_fraction=0.25, two_hop=0.0,
-               distractors=2, top_k=3)
+               distractors=2, top_k=3, former=bool(arg.hard))
   b = ml_collections.ConfigDict()
   b.experiment = 'desa'           # jaxpapers/papers/desa/experiment.py
   b.seed = 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 
 import numpy as np
 
@@ -49,6 +50,8 @@ class WorldConfig:
   test_fraction: float = 0.25
   two_hop: float = 0.3          # fraction of questions that need two searches
   distractors: int = 2          # extra passages per land that mention it
+  former: bool = False          # each fact also has a former value ("river once: X" beside
+                                # "river now: Y"): a hard reading step, BM25 ties the two
   top_k: int = 3
 
 
@@ -78,6 +81,9 @@ def fact_text(relation: str, value: str) -> str:
   return f'{relation}: {value}'
 
 
+_FACT = re.compile(r'(capital|river|ruler)(?: now)?: (\w+)')
+
+
 def build(config: WorldConfig) -> World:
   rng = np.random.default_rng(config.seed)
   taken: set = set()
@@ -87,10 +93,16 @@ def build(config: WorldConfig) -> World:
   facts = {land: {r: values[i * len(RELATIONS) + j] for j, r in enumerate(RELATIONS)}
            for i, land in enumerate(lands)}
   born = {p: lands[int(rng.integers(len(lands)))] for p in people}
+  former = (_names(rng, config.num_lands * len(RELATIONS), taken) if config.former else [])
   passages = []
-  for land in lands:
-    for r, v in facts[land].items():
-      passages.append(corpus_lib.Passage(f'{land}-{r}', land, fact_text(r, v)))
+  for i, land in enumerate(lands):
+    for j, (r, v) in enumerate(facts[land].items()):
+      if config.former:
+        passages.append(corpus_lib.Passage(f'{land}-{r}', land, fact_text(f'{r} now', v)))
+        passages.append(corpus_lib.Passage(f'{land}-{r}-once', land, fact_text(
+            f'{r} once', former[i * len(RELATIONS) + j])))
+      else:
+        passages.append(corpus_lib.Passage(f'{land}-{r}', land, fact_text(r, v)))
     for d in range(config.distractors):
       other = lands[int(rng.integers(len(lands)))]
       verb = ('trades with', 'borders')[d % 2]
@@ -145,11 +157,11 @@ def tokenizer() -> tasks_lib.CharTokenizer:
 
 
 def _value_in(info: str, relation: str) -> str | None:
-  """The value of the first '<relation>: V' fact in an <information> block."""
-  start = info.find(f'{relation}: ')
-  if start < 0:
-    return None
-  return info[start + len(relation) + 2:].split('\n', 1)[0].split('<', 1)[0].strip() or None
+  """The value of the first '<relation>: V' (or '<relation> now: V') fact in a block."""
+  for match in _FACT.finditer(info):
+    if match.group(1) == relation:
+      return match.group(2)
+  return None
 
 
 def demonstration_segments(task: env_lib.Task, world: World, search: search_env.SearchEnv,
