@@ -29,10 +29,8 @@ from jaxpapers.papers.desa import world as world_lib
 SCHEDULES = ('desa', 'outcome_only', 'mixed')
 EVAL_KEYS = ('em', 'recall', 'f1', 'no_search', 'invalid', 'redundant', 'searches')
 
-grpo_runner.TASKS.register('desa_world')(
-    lambda c, n, seed, split: world_lib.prompt_set(c, n, seed, split))
-grpo_runner.TASKS.register('search_r1_qa')(
-    lambda c, n, seed, split: qa.prompt_set(c, n, seed, split))
+grpo_runner.TASKS.register('desa_world')(world_lib.prompt_set)
+grpo_runner.TASKS.register('search_r1_qa')(qa.prompt_set)
 
 
 def _stage(base, workdir: pathlib.Path, reward: str, steps: int, resume_from: str = '',

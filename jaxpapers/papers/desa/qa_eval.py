@@ -28,7 +28,9 @@ from jaxpapers.papers.desa import qa
 KEYS = ('em', 'f1', 'recall', 'no_search', 'invalid', 'redundant', 'searches', 'answered')
 
 
-def evaluate(model, tok, config, benchmark: str, mode: str) -> dict[str, float]:
+def evaluate(model, tok, config, benchmark: str, mode: str
+             ) -> tuple[dict[str, float], list[dict]]:
+  """Mean metrics over the benchmark's test questions, and one row per episode."""
   task_cfg = config.task.copy_and_resolve_references()
   task_cfg.benchmarks, task_cfg.template = [benchmark], mode
   prompts = qa.prompt_set(task_cfg, config.num_questions, 0, 'test', tok=tok)

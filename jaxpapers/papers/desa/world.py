@@ -81,7 +81,7 @@ def fact_text(relation: str, value: str) -> str:
   return f'{relation}: {value}'
 
 
-_FACT = re.compile(r'(capital|river|ruler)(?: now)?: (\w+)')
+_FACT = re.compile(rf'({"|".join(RELATIONS)})(?: now)?: (\w+)')
 
 
 def build(config: WorldConfig) -> World:
