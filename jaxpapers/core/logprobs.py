@@ -103,3 +103,24 @@ def decoder_next_token_logprobs(model, tokens, positions=None, kv_mask=None, *,
   return token_logprobs(hidden[:, first - 1:-1], tokens[:, first:], model.logits_from_hidden,
                         chunk_size=chunk_size, temperature=temperature,
                         with_entropy=with_entropy)
+
+
+def next_token_choice_logprobs(model, tokens, kv_mask, choice_ids):
+  """log p(choice | prompt) for a few candidate next tokens, one forward per batch.
+
+  For verdict / multiple-choice scoring: only the last position's logits are projected.
+
+  Args:
+    model: a `layers.Decoder`.
+    tokens: [B, T] left-padded prompts (`sampler.pad_prompts`).
+    kv_mask: [B, T] 1 on real tokens.
+    choice_ids: [K] candidate token ids.
+  Returns:
+    [B, K] float32 log-probabilities under the full-vocabulary softmax (renormalise over
+    the K choices if wanted).
+  """
+  positions = jnp.maximum(jnp.cumsum(kv_mask, axis=1) - 1, 0)
+  hidden, _ = model.hidden_states(tokens, positions, kv_mask)
+  logits = model.logits_from_hidden(hidden[:, -1]).astype(jnp.float32)     # [B, V]
+  logps = jax.nn.log_softmax(logits, axis=-1)
+  return jnp.take(logps, jnp.asarray(choice_ids, jnp.int32), axis=-1)

@@ -135,3 +135,20 @@ def test_token_logprobs_rejects_bad_chunk_size():
   hidden, targets = _data()
   with pytest.raises(ValueError, match='chunk_size'):
     logprobs.token_logprobs(hidden, targets, lambda h: h, chunk_size=0)
+
+
+def test_next_token_choice_logprobs_equal_unpadded_forward(tiny_decoder):
+  """Left-padded batch: each row's choice log-probs equal a naive forward of that row alone."""
+  graphdef, params = tiny_decoder
+  model = nnx.merge(graphdef, params)
+  rows = [[5, 9, 13, 2, 7], [3, 4], [11, 12, 13, 14, 15, 16, 17]]
+  width = max(map(len, rows))
+  tokens = np.array([[0] * (width - len(r)) + r for r in rows], np.int32)
+  mask = np.array([[0] * (width - len(r)) + [1] * len(r) for r in rows], np.int32)
+  choices = [20, 3, 96]
+  got = logprobs.next_token_choice_logprobs(model, jnp.asarray(tokens), jnp.asarray(mask),
+                                            choices)
+  for i, r in enumerate(rows):
+    logits, _ = model(jnp.asarray([r], jnp.int32))
+    want = jax.nn.log_softmax(logits[0, -1].astype(jnp.float32))[jnp.asarray(choices)]
+    np.testing.assert_allclose(np.asarray(got[i]), np.asarray(want), atol=1e-5)

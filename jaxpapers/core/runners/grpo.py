@@ -472,6 +472,29 @@ def run(config, workdir: str) -> dict:
   return summarize(workdir, config, time.time() - t_start, sample)
 
 
+def load_policy(config, workdir, mesh, step: int | None = None):
+  """(graphdef, params) of a GRPO run's checkpoint (the latest unless `step`), on `mesh`,
+  for evaluating a finished policy (full-model runs; LoRA runs export `merged_hf/`)."""
+  config_lib.require(opt(config, 'lora.rank') <= 0, 'lora.rank',
+                     'load a LoRA run from its merged_hf/ export')
+  mcfg = families.config_for(config.model)
+  make_model = lambda: layers.Decoder(mcfg, nnx.Rngs(params=config.seed))  # noqa: E731
+  graphdef, abstract_params, _ = hf.abstract_params(make_model)
+  optimizer = train_lib.make_optimizer(config.optimizer, max(config.steps, 1))
+  full_params = lambda: nnx.to_pure_dict(nnx.state(make_model(), nnx.Param))  # noqa: E731
+  _, abstract, _ = train_lib.sharded_state(
+      full_params, mesh_lib.param_shardings(abstract_params, mesh), optimizer, config.seed, mesh)
+  ckpt = ckpt_lib.Checkpointer(pathlib.Path(workdir) / 'checkpoints', 0, 1, False)
+  try:
+    step = ckpt.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'{workdir}/checkpoints: no checkpoint to load')
+    state = ckpt.restore(step, abstract)
+  finally:
+    ckpt.close()
+  return graphdef, state.params
+
+
 def _first_last(rows, key, k=10) -> tuple[float | None, float | None]:
   values = [r[key] for r in rows if key in r]
   if not values:
