@@ -47,6 +47,16 @@ def read_jsonl(path: str | os.PathLike, required: Sequence[str] = (),
   return rows
 
 
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Record]) -> None:
+  """Writes rows atomically: a killed run never leaves half a file that looks finished."""
+  import pathlib
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + '.tmp')
+  tmp.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  tmp.replace(path)
+
+
 # ----------------------------------------------------------------------------- formats
 
 

@@ -13,7 +13,6 @@ Finished files are reused, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 
@@ -67,17 +66,6 @@ def _load(spec: str, config, mesh):
   return model, fmt
 
 
-def _write_jsonl(path: pathlib.Path, rows) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix('.tmp')
-  tmp.write_text(''.join(json.dumps(r) + '\n' for r in rows))
-  tmp.replace(path)        # a killed run never leaves half a file that looks finished
-
-
-def _read_jsonl(path: pathlib.Path) -> list[dict]:
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def answer_all(config, workdir: pathlib.Path, items, mesh) -> dict[str, list[dict]]:
   out = {}
   for spec in config.models:
@@ -90,10 +78,10 @@ def answer_all(config, workdir: pathlib.Path, items, mesh) -> dict[str, list[dic
                                mesh=mesh)
       rows = [{**it, 'answer': t, 'correct': bool(rewards.math_reward(t, it['gold']))}
               for it, t in zip(items, texts)]
-      _write_jsonl(path, rows)
+      data_lib.write_jsonl(path, rows)
       print(f'{model_name(spec)}: answered {len(rows)} in {time.time() - t0:.1f} s, accuracy '
             f'{np.mean([r["correct"] for r in rows]):.3f}', flush=True)
-    out[model_name(spec)] = _read_jsonl(path)
+    out[model_name(spec)] = data_lib.read_jsonl(path)
   return out
 
 
@@ -118,11 +106,11 @@ def judge_all(config, workdir: pathlib.Path, answers, mesh) -> dict[str, dict[st
           if model is None:
             model, fmt = _load(spec, config, mesh)
           t0 = time.time()
-          _write_jsonl(path, judge_lib.judge_rows(
+          data_lib.write_jsonl(path, judge_lib.judge_rows(
               model, fmt, pair_items(answers[judge_name], answers[other]), mode,
               batch_size=config.batch_size, max_new_tokens=config.cot_tokens, mesh=mesh))
           print(f'{judge_name} judged {other} ({mode}) in {time.time() - t0:.1f} s', flush=True)
-        pooled += _read_jsonl(path)
+        pooled += data_lib.read_jsonl(path)
       rows[mode][judge_name] = pooled
   return rows
 
@@ -148,8 +136,8 @@ def run(config, workdir: str) -> dict:
       summary['unparsed'] = int(sum(r.get('unparsed', 0) for r in rows))
       results[f'{mode}/{name}'] = summary
       print(f'{mode:>6} {name:>30}: generator {summary["generator_accuracy"]:.3f} '
-            f'judge acc {_fmt(summary["accuracy"])} SPR {_fmt(summary["spr"])} LSPR '
-            f'{_fmt(summary["lspr"])} HSPP {_fmt(summary["hspp"])} (D_diff {summary["n_diff"]}, '
+            f'judge acc {fmt_metric(summary["accuracy"])} SPR {fmt_metric(summary["spr"])} LSPR '
+            f'{fmt_metric(summary["lspr"])} HSPP {fmt_metric(summary["hspp"])} (D_diff {summary["n_diff"]}, '
             f'self wrong {summary["n_self_wrong"]})', flush=True)
   plots.study_plot(results, workdir / 'selfpref_models.png',
                    title=f'{config.dataset}: {config.num_questions} questions')
@@ -157,5 +145,5 @@ def run(config, workdir: str) -> dict:
   return results
 
 
-def _fmt(v) -> str:
+def fmt_metric(v) -> str:
   return 'n/a' if v is None else f'{v:.3f}'
