@@ -96,3 +96,12 @@ def test_reads_published_rows_probabilities_and_parsed_outputs(tmp_path):
     (None, None)])
 def test_cot_parser(text, want):
   assert prompts.parse_verdict(text) == want
+
+
+def test_score_groups_files_by_judge_name():
+  from jaxpapers.papers.selfpref import score
+  groups = score.group_files(['d/qwen-7b_gpt-4o_eval.jsonl', 'd/qwen-7b_gemma_eval.jsonl',
+                              'd/qwen-72b_gemma_eval.jsonl'], r'^(.*?)_')
+  assert {k: len(v) for k, v in groups.items()} == {'qwen-7b': 2, 'qwen-72b': 1}
+  with pytest.raises(ValueError, match='does not match'):
+    score.group_files(['d/x.jsonl'], r'^(.*?)_')
