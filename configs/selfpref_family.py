@@ -32,18 +32,18 @@ def get_config(arg=None):
   b.experiment = 'selfpref_family'   # jaxpapers/papers/selfpref/family.py
   b.seed = 0
   b.family = ml_collections.ConfigDict(dict(
-      sft_steps=[100, 300, 900, 2700],   # the budgets: the only difference between members
+      sft_steps=[100, 300, 1000, 3000],   # the budgets: the only difference between members
       num_test=240,                      # held-out problems each member answers and judges
-      modes=['direct', 'cot'], cot_tokens=40, batch_size=120, bootstrap=1000))
+      modes=['direct', 'cot'], cot_tokens=36, batch_size=120, bootstrap=1000))
   b.task = ml_collections.ConfigDict(dict(
       name='selfpref_arith', terms=3, digits=2, test_fraction=0.2,
-      mix=(0.5, 0.25, 0.25),      # answer / direct judge / CoT judge examples
+      mix=(0.4, 0.3, 0.3),        # answer / direct judge / CoT judge examples
       num_prompts=8192, num_eval=96, sft_seq_len=64))
   b.model = ml_collections.ConfigDict(dict(
       preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
-      overrides=dict(vocab_size=32, hidden_size=64, intermediate_size=256,
-                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     head_dim=16)))
+      overrides=dict(vocab_size=32, hidden_size=128, intermediate_size=512,
+                     num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                     head_dim=32)))
   b.warmup = ml_collections.ConfigDict(dict(
       steps=0,                    # set per member from family.sft_steps
       batch_size=64, log_every=100,
@@ -56,7 +56,7 @@ def get_config(arg=None):
       epsilon_high=0.28, kl_estimator='k3'))
   b.advantages = ml_collections.ConfigDict(dict(
       estimator='grpo', scale_rewards='group', std_ddof=1, eps=1e-4, normalize=False))
-  b.max_new_tokens = 28           # a CoT verdict: two pairwise sums, '>' and the verdict
+  b.max_new_tokens = 36           # a CoT verdict: two pairwise sums, two checks, the verdict
   b.temperature = 1.0
   b.top_k = 0
   b.top_p = 1.0
@@ -73,8 +73,10 @@ def get_config(arg=None):
   if arg.test:
     c.seeds = [0]
     b.family.sft_steps = [5, 30]
+    b.model.overrides.update(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                             head_dim=8)
     b.family.num_test, b.family.batch_size, b.family.bootstrap = 16, 16, 50
-    b.family.cot_tokens = 28
+    b.family.cot_tokens = 36
     b.steps, b.prompts_per_step, b.eval_every = 2, 4, 1
     b.task.num_prompts, b.task.num_eval = 256, 16
     c.summary_keys = [k for k in c.summary_keys if '.m2.' not in k and '.m3.' not in k]

@@ -9,8 +9,9 @@ the direct judge (verdict-token probabilities) and the CoT judge (reasoning, the
 
 `models` takes HF directories, .gguf files or named checkpoints; the default is the three
 we ship offline (SmolLM2-135M, Qwen2.5-Coder-0.5B and -1.5B Instruct, see BUILD.md).
-Variants: `:dataset=math500`, `:n=64`, `:small` (the two smaller models only). Result:
-README "Self-preference".
+Variants: `:dataset=math500` (or `humaneval`: code graded by its tests in a sandboxed
+subprocess), `:n=64`, `:small` (the two smaller models only). Result: README
+"Self-preference".
 """
 import ml_collections
 

@@ -7,8 +7,9 @@ judge training never sees a test problem.
 Three formats over one character vocabulary (BOS + prompt -> completion + EOS):
   answer         "12+34+56="            -> "102"                 (no scratchpad)
   direct judge   "12+34+56=|A:102|B:92|?" -> "A"                 (verdict token at once)
-  CoT judge      "12+34+56=|A:102|B:92|:" -> "12+34=46;46+56=102>A"
-The CoT judge works the sum out pairwise before its verdict, as a chain of thought does;
+  CoT judge      "12+34+56=|A:102|B:92|:" -> "12+34=46;46+56=102|A=|B!>A"
+The CoT judge works the sum out pairwise, then checks each answer against it ('=' agrees,
+'!' does not) before its verdict, as a chain of thought does;
 the generator answers in one go, so its mistakes are its own and a judge that checks
 answers against its own belief will tend to prefer them. Verdicts: A or B when exactly one
 answer is right, T when both are right or both wrong (prompts.VERDICTS).
@@ -23,7 +24,7 @@ from jaxpapers.core import tasks as tasks_lib
 from jaxpapers.papers.selfpref import judge as judge_lib
 from jaxpapers.papers.selfpref import prompts
 
-TOKENIZER = tasks_lib.CharTokenizer(chars='0123456789+=|ABT:;>? ')
+TOKENIZER = tasks_lib.CharTokenizer(chars='0123456789+=|ABT:;>?! ')
 MAX_ANSWER_CHARS = 8      # answers shown to a judge are cut to this (garbage stays short)
 # (p(only A right), p(only B right), p(both right), p(both wrong)) of judge training pairs
 PAIR_MIX = (0.35, 0.35, 0.15, 0.15)
@@ -56,6 +57,14 @@ def scratchpad(question: str) -> str:
     steps.append(f'{total}+{x}={total + x}')
     total += x
   return ';'.join(steps)
+
+
+def cot_completion(question: str, answer_a: str, answer_b: str) -> str:
+  """The CoT judge's gold text: the pairwise sums, a check of each answer, the verdict."""
+  right = str(sum(int(x) for x in question.split('+')))
+  mark = lambda answer: '=' if answer == right else '!'  # noqa: E731
+  return (f'{scratchpad(question)}|A{mark(answer_a)}|B{mark(answer_b)}>'
+          f'{gold_verdict(answer_a == right, answer_b == right)}')
 
 
 def judge_prompt(question: str, answer_a: str, answer_b: str, cot: bool) -> str:
@@ -109,7 +118,7 @@ def examples(rows: list[dict], seed: int, mix: tuple[float, float, float]) -> li
     a, b = judge_pair(row, rng)
     verdict = gold_verdict(a == row['answer'], b == row['answer'])
     cot = kind == 2
-    completion = f'{scratchpad(row["question"])}>{verdict}' if cot else verdict
+    completion = cot_completion(row['question'], a, b) if cot else verdict
     out.append((judge_prompt(row['question'], a, b, cot), completion, verdict))
   return out
 
@@ -134,4 +143,4 @@ def judge_format() -> judge_lib.JudgeFormat:
       judge_ids=lambda q, a, b, cot: encode(judge_prompt(q, a, b, cot)),
       verdict_ids=tuple(tok.encode(v)[0] for v in prompts.VERDICTS),
       parse=parse_verdict, decode=tok.decode, eos_ids=(tok.eos_token_id,),
-      pad_id=tok.pad_token_id)
+      pad_id=tok.pad_token_id, bucket=8)

@@ -35,6 +35,7 @@ class JudgeFormat:
   decode: Callable[[Sequence[int]], str]
   eos_ids: tuple[int, ...]
   pad_id: int
+  bucket: int = 128     # prompt lengths padded to multiples of this: few compiled shapes
 
 
 def single_token_ids(encode: Callable[[str], list[int]], prefix: str,
@@ -51,8 +52,9 @@ def single_token_ids(encode: Callable[[str], list[int]], prefix: str,
   return tuple(ids)
 
 
-def chat_format(tokenizer) -> JudgeFormat:
-  """Chat models: prompts.py through the tokenizer's chat template."""
+def chat_format(tokenizer, task: str = 'math') -> JudgeFormat:
+  """Chat models: prompts.py through the tokenizer's chat template ('math' | 'code')."""
+  prompts.answer_prompt('', task)     # an unknown task fails here, not mid-run
   encode = functools.partial(tok_lib.encode, tokenizer)
 
   def judge_ids(question, answer_a, answer_b, cot):
@@ -61,7 +63,7 @@ def chat_format(tokenizer) -> JudgeFormat:
     return encode(text if cot else text + prompts.DIRECT_PREFIX)
 
   return JudgeFormat(
-      answer_ids=lambda q: encode(tok_lib.chat_prompt(tokenizer, prompts.answer_prompt(q))),
+      answer_ids=lambda q: encode(tok_lib.chat_prompt(tokenizer, prompts.answer_prompt(q, task))),
       judge_ids=judge_ids,
       verdict_ids=single_token_ids(encode, prompts.DIRECT_PREFIX, prompts.VERDICTS),
       parse=prompts.parse_verdict,
@@ -86,7 +88,7 @@ def generate(model, fmt: JudgeFormat, prompt_ids: Sequence[Sequence[int]], *,
     res = sampler_lib.generate(model, [list(prompt_ids[i]) for i in idx],
                                max_new_tokens=max_new_tokens, rng=jax.random.fold_in(key, k),
                                temperature=temperature, eos_ids=fmt.eos_ids, pad_id=fmt.pad_id,
-                               mesh=mesh, pad_batch_to=batch_size, prompt_bucket=64)
+                               mesh=mesh, pad_batch_to=batch_size, prompt_bucket=fmt.bucket)
     tokens, lengths = np.asarray(res.tokens), np.asarray(res.lengths)
     for j, i in enumerate(idx):
       out[i] = fmt.decode(tokens[j, :lengths[j]].tolist())
@@ -104,14 +106,14 @@ def _choice_logps(graphdef, params, tokens, mask, choice_ids):
 
 
 def direct_scores(model, fmt: JudgeFormat, prompt_ids: Sequence[Sequence[int]], *,
-                  batch_size: int, bucket: int = 64) -> np.ndarray:
+                  batch_size: int) -> np.ndarray:
   """[N, 3] verdict probabilities [A, T, B] (renormalised over the three) per prompt."""
   graphdef, params = model if isinstance(model, tuple) else sampler_lib.split(model)
   choice = np.asarray(fmt.verdict_ids, np.int32)
   out = np.zeros((len(prompt_ids), 3), np.float64)
   for idx in _batches(len(prompt_ids), batch_size, [len(p) for p in prompt_ids]):
     rows = [list(prompt_ids[i]) for i in idx] + [[fmt.pad_id]] * (batch_size - len(idx))
-    tokens, mask = sampler_lib.pad_prompts(rows, fmt.pad_id, bucket=bucket)
+    tokens, mask = sampler_lib.pad_prompts(rows, fmt.pad_id, bucket=fmt.bucket)
     logps = np.asarray(_choice_logps(graphdef, params, tokens, mask, choice), np.float64)
     probs = np.exp(logps - logps.max(axis=1, keepdims=True))
     out[idx] = (probs / probs.sum(axis=1, keepdims=True))[:len(idx)]

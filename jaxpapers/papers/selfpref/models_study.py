@@ -19,6 +19,7 @@ import time
 import ml_collections
 import numpy as np
 
+from jaxpapers.core import code_exec
 from jaxpapers.core import data as data_lib
 from jaxpapers.core import mesh as mesh_lib
 from jaxpapers.core import metrics as metrics_lib
@@ -30,12 +31,20 @@ from jaxpapers.papers.selfpref import judge as judge_lib
 from jaxpapers.papers.selfpref import metrics as sp_metrics
 from jaxpapers.papers.selfpref import plots
 
-DATASETS = ('gsm8k', 'math500')
+DATASETS = ('gsm8k', 'math500', 'humaneval')
+
+
+def task_of(dataset: str) -> str:
+  return 'code' if dataset == 'humaneval' else 'math'
 
 
 def questions(dataset: str, n: int, seed: int) -> list[dict]:
-  """n questions {unique_id, problem, gold}, a seeded sample of the test set."""
-  if dataset == 'gsm8k':
+  """n questions {unique_id, problem, gold}, a seeded sample of the test set (HumanEval:
+  the function stub is the problem, the gold is the whole problem with its tests)."""
+  if dataset == 'humaneval':
+    items = [{'unique_id': p['task_id'], 'problem': p['prompt'], 'gold': p}
+             for p in code_exec.humaneval_problems()]
+  elif dataset == 'gsm8k':
     rows = data_lib.read_jsonl(paths.data_file('gsm8k/test.jsonl.gz'),
                                required=('question', 'answer'))
     items = [{'unique_id': f'gsm8k-{i}', 'problem': r['question'],
@@ -51,6 +60,13 @@ def questions(dataset: str, n: int, seed: int) -> list[dict]:
   return [items[i] for i in sorted(order)]
 
 
+def grade(dataset: str, item: dict, completion: str) -> bool:
+  """math-verify for math; HumanEval's tests in a sandboxed subprocess for code."""
+  if task_of(dataset) == 'code':
+    return code_exec.humaneval_passed(item['gold'], completion)
+  return bool(rewards.math_reward(completion, item['gold']))
+
+
 def model_name(spec: str) -> str:
   return pathlib.Path(str(spec)).name.removesuffix('.gguf')
 
@@ -61,7 +77,7 @@ def _load(spec: str, config, mesh):
   generate_runner.validate_model(c)
   t0 = time.time()
   model = generate_runner.load_model(c, mesh)
-  fmt = judge_lib.chat_format(generate_runner.tokenizer_for(c))
+  fmt = judge_lib.chat_format(generate_runner.tokenizer_for(c), task_of(config.dataset))
   print(f'{model_name(spec)}: loaded in {time.time() - t0:.1f} s', flush=True)
   return model, fmt
 
@@ -76,7 +92,7 @@ def answer_all(config, workdir: pathlib.Path, items, mesh) -> dict[str, list[dic
       texts = judge_lib.answer(model, fmt, [it['problem'] for it in items],
                                max_new_tokens=config.answer_tokens, batch_size=config.batch_size,
                                mesh=mesh)
-      rows = [{**it, 'answer': t, 'correct': bool(rewards.math_reward(t, it['gold']))}
+      rows = [{**it, 'answer': t, 'correct': grade(config.dataset, it, t)}
               for it, t in zip(items, texts)]
       data_lib.write_jsonl(path, rows)
       print(f'{model_name(spec)}: answered {len(rows)} in {time.time() - t0:.1f} s, accuracy '

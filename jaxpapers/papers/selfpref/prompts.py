@@ -45,6 +45,8 @@ JUDGE_USER = (
 DIRECT_PREFIX = 'My final verdict is $$'     # pre-filled assistant text; next token = verdict
 
 ANSWER_SUFFIX = '\nPlease reason step by step, and put your final answer within \\boxed{}.'
+CODE_ANSWER = ('Complete the following Python function. Write the whole function in one '
+               '```python code block.\n\n```python\n{prompt}```')
 
 _VERDICT = re.compile(r'final verdict is:?\s*\$\$\s*([ABT])\s*\$\$', re.IGNORECASE)
 
@@ -57,8 +59,13 @@ def judge_messages(question: str, answer_a: str, answer_b: str, cot: bool) -> li
                                                         answer_b=answer_b)}]
 
 
-def answer_prompt(question: str) -> str:
-  """What a generator is asked (math: step by step, final answer boxed)."""
+def answer_prompt(question: str, task: str = 'math') -> str:
+  """What a generator is asked: math step by step with the answer boxed, or code (the
+  question is a HumanEval function stub) in one fenced block."""
+  if task == 'code':
+    return CODE_ANSWER.format(prompt=question)
+  if task != 'math':
+    raise ValueError(f"answer task {task!r} unknown; valid: ['math', 'code']")
   return question + ANSWER_SUFFIX
 
 

@@ -26,7 +26,9 @@ def test_scratchpad_and_verdicts():
   assert arith.gold_verdict(True, False) == 'A'
   assert arith.gold_verdict(False, True) == 'B'
   assert arith.gold_verdict(True, True) == arith.gold_verdict(False, False) == 'T'
-  assert arith.parse_verdict('12+34=46;46+56=102>B') == 'B'
+  assert arith.parse_verdict('12+34=46;46+56=102|A!|B=>B') == 'B'
+  assert arith.cot_completion('12+34+56', '102', '92') == '12+34=46;46+56=102|A=|B!>A'
+  assert arith.cot_completion('1+2+3', '5', '7') == '1+2=3;3+3=6|A!|B!>T'
   assert arith.parse_verdict('T') == 'T'
   assert arith.parse_verdict('12+34=46;46') is None
   assert arith.reward('12+34=46;46+56=102>A', 'A') == 1.0
@@ -54,7 +56,9 @@ def test_judge_examples_carry_the_right_verdict_and_loss_on_completion_only():
     kinds.add('cot' if text.endswith(':') else 'direct')
     trained = [t for t, m in zip(ex['tokens'][1:], ex['loss_mask'][1:]) if m]
     completion = tok.decode(trained)
-    assert completion == (f'{arith.scratchpad(q)}>{answer}' if text.endswith(':') else answer)
+    marks = f"|A{'=' if a == right else '!'}|B{'=' if b == right else '!'}"
+    assert completion == (f'{arith.scratchpad(q)}{marks}>{answer}' if text.endswith(':')
+                          else answer)
   assert kinds == {'answer', 'direct', 'cot'}
 
 

