@@ -35,25 +35,33 @@ class Outcome:
   output: str          # the tail of stderr/stdout, for inspection
 
 
-def _limits(cpu_s: int, memory_mb: int):
-  def apply():
-    import resource
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
-    resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
-  return apply
+# Runs in the child before the program: limits first, then the program as __main__.
+_BOOTSTRAP = """
+import resource, sys
+cpu, memory = int(sys.argv[1]), int(sys.argv[2]) << 20
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+source = open(sys.argv[3]).read()
+del resource, cpu, memory
+sys.argv = sys.argv[3:]
+exec(compile(source, 'program.py', 'exec'), {'__name__': '__main__'})
+"""
 
 
 def run_python(program: str, timeout_s: float = 10.0, memory_mb: int = 1024) -> Outcome:
   """Runs `program`; passed = exit status 0 within the time limit."""
   with tempfile.TemporaryDirectory() as tmp:
-    try:
-      proc = subprocess.Popen([sys.executable, '-I', '-c', program], cwd=tmp,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, start_new_session=True,
-                              preexec_fn=_limits(int(timeout_s) + 1, memory_mb))
-    except OSError as e:
-      return Outcome(False, 'failed', f'could not start python: {e}')
+    work = pathlib.Path(tmp) / 'work'
+    work.mkdir()
+    source = pathlib.Path(tmp) / 'program.py'
+    source.write_text(program)
+    # no preexec_fn: the child is spawned without running Python code after fork (safe
+    # beside JAX's threads); the limits are set by the bootstrap in the child itself
+    proc = subprocess.Popen(
+        [sys.executable, '-I', '-c', _BOOTSTRAP, str(int(timeout_s) + 1), str(memory_mb),
+         str(source)], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True)
     try:
       out, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -64,27 +64,21 @@ def study(config, workdir: pathlib.Path, members: list, fmt) -> dict:
     for k, model in enumerate(members):
       texts = judge_lib.answer(model, fmt, [p['question'] for p in test], max_new_tokens=8,
                                batch_size=config.family.batch_size, mesh=mesh)
-      rows.append([{'unique_id': f'q{i}', 'problem': p['question'], 'answer': t,
-                    'correct': t.strip() == p['answer']} for i, (p, t) in enumerate(zip(test, texts))])
-    data_lib.write_jsonl(path, [{'member': k, **r} for k, rs in enumerate(rows) for r in rs])
+      rows += [{'member': f'm{k}', 'unique_id': f'q{i}', 'problem': p['question'],
+                'answer': t, 'correct': t.strip() == p['answer']}
+               for i, (p, t) in enumerate(zip(test, texts))]
+    data_lib.write_jsonl(path, rows)
   flat = data_lib.read_jsonl(path)
-  answers = {k: [r for r in flat if r['member'] == k] for k in range(len(members))}
+  answers = {f'm{k}': [r for r in flat if r['member'] == f'm{k}'] for k in range(len(members))}
   results = {}
   for mode in config.family.modes:
     for k, model in enumerate(members):
-      pooled = []
-      for j in answers:
-        if j == k:
-          continue
-        jpath = workdir / 'judgments' / mode / f'm{k}__m{j}.jsonl'
-        if not jpath.exists():
-          data_lib.write_jsonl(jpath, judge_lib.judge_rows(
-              model, fmt, models_study.pair_items(answers[k], answers[j]), mode,
-              batch_size=config.family.batch_size, max_new_tokens=config.family.cot_tokens,
-              mesh=mesh))
-        pooled += data_lib.read_jsonl(jpath)
+      pooled = models_study.judge_against_others(
+          lambda model=model: (model, fmt), f'm{k}', answers, mode, workdir / 'judgments',
+          batch_size=config.family.batch_size, max_new_tokens=config.family.cot_tokens,
+          mesh=mesh)
       summary = sp_metrics.summarize(pooled, config.family.bootstrap, config.seed)
-      summary['generator_accuracy'] = float(np.mean([a['correct'] for a in answers[k]]))
+      summary['generator_accuracy'] = float(np.mean([a['correct'] for a in answers[f'm{k}']]))
       summary['sft_steps'] = int(config.family.sft_steps[k])
       summary['unparsed'] = int(sum(r.get('unparsed', 0) for r in pooled))
       results[f'{mode}/m{k}'] = summary

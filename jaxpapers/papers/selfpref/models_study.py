@@ -13,6 +13,7 @@ Finished files are reused, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
+import functools
 import pathlib
 import time
 
@@ -107,27 +108,37 @@ def pair_items(own: list[dict], other: list[dict]) -> list[dict]:
            'other_correct': b['correct']} for a, b in zip(own, other)]
 
 
+def judge_against_others(load, judge: str, answers: dict, mode: str, out_dir: pathlib.Path, *,
+                         batch_size: int, max_new_tokens: int, mesh) -> list[dict]:
+  """`judge` on its answers vs every other model's, pooled; each pair's rows are kept in
+  `out_dir/<mode>/<judge>__<other>.jsonl` and reused. `load()` -> (model, format) is only
+  called when a file is missing."""
+  pooled, loaded = [], None
+  for other in answers:
+    if other == judge:
+      continue
+    path = out_dir / mode / f'{judge}__{other}.jsonl'
+    if not path.exists():
+      loaded = loaded or load()
+      t0 = time.time()
+      data_lib.write_jsonl(path, judge_lib.judge_rows(
+          *loaded, pair_items(answers[judge], answers[other]), mode, batch_size=batch_size,
+          max_new_tokens=max_new_tokens, mesh=mesh))
+      print(f'{judge} judged {other} ({mode}) in {time.time() - t0:.1f} s', flush=True)
+    pooled += data_lib.read_jsonl(path)
+  return pooled
+
+
 def judge_all(config, workdir: pathlib.Path, answers, mesh) -> dict[str, dict[str, list]]:
   """rows[mode][judge] pooled over the other models."""
   rows = {mode: {} for mode in config.modes}
   for spec in config.models:
-    judge_name, model = model_name(spec), None
+    # the judge is loaded at most once, and only if one of its files is missing
+    load = functools.lru_cache(maxsize=1)(functools.partial(_load, spec, config, mesh))
     for mode in config.modes:
-      pooled = []
-      for other in answers:
-        if other == judge_name:
-          continue
-        path = workdir / 'judgments' / mode / f'{judge_name}__{other}.jsonl'
-        if not path.exists():
-          if model is None:
-            model, fmt = _load(spec, config, mesh)
-          t0 = time.time()
-          data_lib.write_jsonl(path, judge_lib.judge_rows(
-              model, fmt, pair_items(answers[judge_name], answers[other]), mode,
-              batch_size=config.batch_size, max_new_tokens=config.cot_tokens, mesh=mesh))
-          print(f'{judge_name} judged {other} ({mode}) in {time.time() - t0:.1f} s', flush=True)
-        pooled += data_lib.read_jsonl(path)
-      rows[mode][judge_name] = pooled
+      rows[mode][model_name(spec)] = judge_against_others(
+          load, model_name(spec), answers, mode, workdir / 'judgments',
+          batch_size=config.batch_size, max_new_tokens=config.cot_tokens, mesh=mesh)
   return rows
 
 
