@@ -32,12 +32,12 @@ def get_config(arg=None):
   b.experiment = 'selfpref_family'   # jaxpapers/papers/selfpref/family.py
   b.seed = 0
   b.family = ml_collections.ConfigDict(dict(
-      sft_steps=[100, 300, 1000, 3000],   # the budgets: the only difference between members
-      num_test=240,                      # held-out problems each member answers and judges
-      modes=['direct', 'cot'], cot_tokens=36, batch_size=120, bootstrap=1000))
+      sft_steps=(80, 240, 720, 2160),     # the budgets: the only difference between members
+      num_test=150,                      # distinct held-out problems, answered and judged
+      modes=('direct', 'cot'), cot_tokens=40, batch_size=120, bootstrap=1000))
   b.task = ml_collections.ConfigDict(dict(
-      name='selfpref_arith', terms=3, digits=2, test_fraction=0.2,
-      mix=(0.4, 0.3, 0.3),        # answer / direct judge / CoT judge examples
+      name='selfpref_arith', terms=3, digits=1, test_fraction=0.2,
+      mix=(0.3, 0.35, 0.35),      # answer / direct judge / CoT judge examples
       num_prompts=8192, num_eval=96, sft_seq_len=64))
   b.model = ml_collections.ConfigDict(dict(
       preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
@@ -56,12 +56,12 @@ def get_config(arg=None):
       epsilon_high=0.28, kl_estimator='k3'))
   b.advantages = ml_collections.ConfigDict(dict(
       estimator='grpo', scale_rewards='group', std_ddof=1, eps=1e-4, normalize=False))
-  b.max_new_tokens = 36           # a CoT verdict: two pairwise sums, two checks, the verdict
+  b.max_new_tokens = 40           # a CoT verdict: two pairwise sums, two checks, the verdict
   b.temperature = 1.0
   b.top_k = 0
   b.top_p = 1.0
   b.prompt_bucket = 8
-  b.optimizer = common.adamw(learning_rate=3e-4, warmup_steps=0, schedule='constant')
+  b.optimizer = common.adamw(learning_rate=1e-4, warmup_steps=0, schedule='constant')
 
   b.mesh = common.mesh(data=-1)
   b.log_every = 1
@@ -72,11 +72,10 @@ def get_config(arg=None):
 
   if arg.test:
     c.seeds = [0]
-    b.family.sft_steps = [5, 30]
+    b.family.sft_steps = (5, 30)
     b.model.overrides.update(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                              head_dim=8)
     b.family.num_test, b.family.batch_size, b.family.bootstrap = 16, 16, 50
-    b.family.cot_tokens = 36
     b.steps, b.prompts_per_step, b.eval_every = 2, 4, 1
     b.task.num_prompts, b.task.num_eval = 256, 16
     c.summary_keys = [k for k in c.summary_keys if '.m2.' not in k and '.m3.' not in k]

@@ -31,6 +31,7 @@ def get_config(arg=None):
   c.modes = ['direct', 'cot']
   c.answer_tokens = 320               # greedy answer budget (step by step, boxed answer)
   c.cot_tokens = 320                  # CoT judge budget before the verdict
+  c.cot_temperature = 0.0             # 0 = greedy reasoning (deterministic)
   c.batch_size = 8
   c.dtype = 'float32'
   c.bootstrap = 1000

@@ -7,9 +7,9 @@ judge training never sees a test problem.
 Three formats over one character vocabulary (BOS + prompt -> completion + EOS):
   answer         "12+34+56="            -> "102"                 (no scratchpad)
   direct judge   "12+34+56=|A:102|B:92|?" -> "A"                 (verdict token at once)
-  CoT judge      "12+34+56=|A:102|B:92|:" -> "12+34=46;46+56=102|A=|B!>A"
-The CoT judge works the sum out pairwise, then checks each answer against it ('=' agrees,
-'!' does not) before its verdict, as a chain of thought does;
+  CoT judge      "12+34+56=|A:102|B:92|:" -> "12+34=46;46+56=102|A102=|B92!>A"
+The CoT judge works the sum out pairwise, then copies each answer and checks it against the
+sum ('=' agrees, '!' does not) before its verdict, as a chain of thought does;
 the generator answers in one go, so its mistakes are its own and a judge that checks
 answers against its own belief will tend to prefer them. Verdicts: A or B when exactly one
 answer is right, T when both are right or both wrong (prompts.VERDICTS).
@@ -36,15 +36,22 @@ def is_test(expression: str, test_fraction: float) -> bool:
 
 def problems(n: int, seed: int, split: str, terms: int = 3, digits: int = 2,
              test_fraction: float = 0.2) -> list[dict]:
-  """n problems {'question': '12+34+56', 'answer': '102'} of one split."""
+  """n problems {'question': '12+34+56', 'answer': '102'} of one split; test problems are
+  distinct (each counts once in the metrics), train problems may repeat."""
   if split not in ('train', 'test'):
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-  rng = np.random.default_rng([seed, terms, digits, split == 'test'])
-  out = []
+  test = split == 'test'
+  space = 10 ** (digits * terms)
+  if test and n > 0.8 * test_fraction * space:
+    raise ValueError(f'{n} distinct test problems asked of about {int(test_fraction * space)} '
+                     f'(terms={terms}, digits={digits}): use fewer or a larger task')
+  rng = np.random.default_rng([seed, terms, digits, test])
+  out, seen = [], set()
   while len(out) < n:
     ops = rng.integers(0, 10**digits, terms)
     q = '+'.join(str(int(x)) for x in ops)
-    if is_test(q, test_fraction) == (split == 'test'):
+    if is_test(q, test_fraction) == test and not (test and q in seen):
+      seen.add(q)
       out.append({'question': q, 'answer': str(int(ops.sum()))})
   return out
 
@@ -63,7 +70,8 @@ def cot_completion(question: str, answer_a: str, answer_b: str) -> str:
   """The CoT judge's gold text: the pairwise sums, a check of each answer, the verdict."""
   right = str(sum(int(x) for x in question.split('+')))
   mark = lambda answer: '=' if answer == right else '!'  # noqa: E731
-  return (f'{scratchpad(question)}|A{mark(answer_a)}|B{mark(answer_b)}>'
+  a, b = answer_a[:MAX_ANSWER_CHARS], answer_b[:MAX_ANSWER_CHARS]
+  return (f'{scratchpad(question)}|A{a}{mark(answer_a)}|B{b}{mark(answer_b)}>'
           f'{gold_verdict(answer_a == right, answer_b == right)}')
 
 

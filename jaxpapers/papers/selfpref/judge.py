@@ -121,10 +121,11 @@ def direct_scores(model, fmt: JudgeFormat, prompt_ids: Sequence[Sequence[int]], 
 
 
 def judge_rows(model, fmt: JudgeFormat, items: Sequence[Mapping], mode: str, *,
-               batch_size: int, max_new_tokens: int = 512, seed: int = 0,
-               mesh=None) -> list[dict]:
+               batch_size: int, max_new_tokens: int = 512, temperature: float = 0.0,
+               seed: int = 0, mesh=None) -> list[dict]:
   """Both games of every item, as llm-sp rows. Each item: unique_id, problem, self_answer,
-  other_answer, self_correct, other_correct (game 1 shows self as A, game 2 as B)."""
+  other_answer, self_correct, other_correct (game 1 shows self as A, game 2 as B). The CoT
+  judge decodes greedily unless `temperature` > 0."""
   if mode not in MODES:
     raise ValueError(f'judge mode {mode!r} unknown; valid: {list(MODES)}')
   cot = mode == 'cot'
@@ -134,7 +135,7 @@ def judge_rows(model, fmt: JudgeFormat, items: Sequence[Mapping], mode: str, *,
   n = len(items)
   if cot:
     texts = generate(model, fmt, games, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                     seed=seed, mesh=mesh)
+                     temperature=temperature, seed=seed, mesh=mesh)
     verdicts = [fmt.parse(t) for t in texts]
     scores = [[float(v == x) for x in prompts.VERDICTS] for v in verdicts]
   else:

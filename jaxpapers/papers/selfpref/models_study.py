@@ -109,7 +109,8 @@ def pair_items(own: list[dict], other: list[dict]) -> list[dict]:
 
 
 def judge_against_others(load, judge: str, answers: dict, mode: str, out_dir: pathlib.Path, *,
-                         batch_size: int, max_new_tokens: int, mesh) -> list[dict]:
+                         batch_size: int, max_new_tokens: int, mesh,
+                         temperature: float = 0.0) -> list[dict]:
   """`judge` on its answers vs every other model's, pooled; each pair's rows are kept in
   `out_dir/<mode>/<judge>__<other>.jsonl` and reused. `load()` -> (model, format) is only
   called when a file is missing."""
@@ -123,7 +124,7 @@ def judge_against_others(load, judge: str, answers: dict, mode: str, out_dir: pa
       t0 = time.time()
       data_lib.write_jsonl(path, judge_lib.judge_rows(
           *loaded, pair_items(answers[judge], answers[other]), mode, batch_size=batch_size,
-          max_new_tokens=max_new_tokens, mesh=mesh))
+          max_new_tokens=max_new_tokens, temperature=temperature, mesh=mesh))
       print(f'{judge} judged {other} ({mode}) in {time.time() - t0:.1f} s', flush=True)
     pooled += data_lib.read_jsonl(path)
   return pooled
@@ -138,7 +139,8 @@ def judge_all(config, workdir: pathlib.Path, answers, mesh) -> dict[str, dict[st
     for mode in config.modes:
       rows[mode][model_name(spec)] = judge_against_others(
           load, model_name(spec), answers, mode, workdir / 'judgments',
-          batch_size=config.batch_size, max_new_tokens=config.cot_tokens, mesh=mesh)
+          batch_size=config.batch_size, max_new_tokens=config.cot_tokens, mesh=mesh,
+          temperature=config.cot_temperature)
   return rows
 
 

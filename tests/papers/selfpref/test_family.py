@@ -17,6 +17,9 @@ def test_train_and_test_problems_are_disjoint():
   test = {p['question'] for p in arith.problems(500, 0, 'test')}
   assert not train & test
   assert all(arith.is_test(q, 0.2) for q in test)
+  assert len({p['question'] for p in arith.problems(150, 0, 'test', terms=3, digits=1)}) == 150
+  with pytest.raises(ValueError, match='distinct test problems'):
+    arith.problems(180, 0, 'test', terms=3, digits=1)
   assert all(eval(p['question']) == int(p['answer'])     # noqa: S307 - digits and '+' only
              for p in arith.problems(50, 1, 'test', terms=4, digits=3))
 
@@ -27,8 +30,8 @@ def test_scratchpad_and_verdicts():
   assert arith.gold_verdict(False, True) == 'B'
   assert arith.gold_verdict(True, True) == arith.gold_verdict(False, False) == 'T'
   assert arith.parse_verdict('12+34=46;46+56=102|A!|B=>B') == 'B'
-  assert arith.cot_completion('12+34+56', '102', '92') == '12+34=46;46+56=102|A=|B!>A'
-  assert arith.cot_completion('1+2+3', '5', '7') == '1+2=3;3+3=6|A!|B!>T'
+  assert arith.cot_completion('12+34+56', '102', '92') == '12+34=46;46+56=102|A102=|B92!>A'
+  assert arith.cot_completion('1+2+3', '5', '7') == '1+2=3;3+3=6|A5!|B7!>T'
   assert arith.parse_verdict('T') == 'T'
   assert arith.parse_verdict('12+34=46;46') is None
   assert arith.reward('12+34=46;46+56=102>A', 'A') == 1.0
@@ -56,7 +59,7 @@ def test_judge_examples_carry_the_right_verdict_and_loss_on_completion_only():
     kinds.add('cot' if text.endswith(':') else 'direct')
     trained = [t for t, m in zip(ex['tokens'][1:], ex['loss_mask'][1:]) if m]
     completion = tok.decode(trained)
-    marks = f"|A{'=' if a == right else '!'}|B{'=' if b == right else '!'}"
+    marks = f"|A{a}{'=' if a == right else '!'}|B{b}{'=' if b == right else '!'}"
     assert completion == (f'{arith.scratchpad(q)}{marks}>{answer}' if text.endswith(':')
                           else answer)
   assert kinds == {'answer', 'direct', 'cot'}
