@@ -80,7 +80,6 @@ def study(config, workdir: pathlib.Path, members: list, fmt) -> dict:
       summary = sp_metrics.summarize(pooled, config.family.bootstrap, config.seed)
       summary['generator_accuracy'] = float(np.mean([a['correct'] for a in answers[f'm{k}']]))
       summary['sft_steps'] = int(config.family.sft_steps[k])
-      summary['unparsed'] = int(sum(r.get('unparsed', 0) for r in pooled))
       results[f'{mode}/m{k}'] = summary
   return results
 

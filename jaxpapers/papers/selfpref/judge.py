@@ -147,6 +147,5 @@ def judge_rows(model, fmt: JudgeFormat, items: Sequence[Mapping], mode: str, *,
            'assistent_1_is_correct': bool(it['self_correct']),
            'assistent_2_is_correct': bool(it['other_correct']),
            'game_1_spb_score': scores[i], 'game_2_spb_score': scores[n + i],
-           'game_1_output': texts[i], 'game_2_output': texts[n + i],
-           'unparsed': int(cot and verdicts[i] is None) + int(cot and verdicts[n + i] is None)}
+           'game_1_output': texts[i], 'game_2_output': texts[n + i]}
           for i, it in enumerate(items)]

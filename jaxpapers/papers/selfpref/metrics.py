@@ -51,12 +51,16 @@ def combine(first: str, second: str) -> str:
 
 
 def row_verdict(row: Mapping[str, Any], game: int) -> str | None:
-  """A game's verdict: argmax of its [A, T, B] scores, else parsed from its output."""
+  """A game's verdict: its output (a bare verdict letter, or a CoT text parsed), else the
+  argmax of its [A, T, B] scores; None when neither gives one (an unparsed CoT)."""
+  output = (row.get(f'game_{game}_output') or '').strip()
+  verdict = output if output in prompts.VERDICTS else prompts.parse_verdict(output)
+  if verdict is not None:
+    return verdict
   score = row.get(f'game_{game}_spb_score')
   if score is not None and len(score) == 3 and np.isfinite(score).all() and sum(score) > 0:
     return prompts.VERDICTS[int(np.argmax(score))]
-  output = row.get(f'game_{game}_output') or ''
-  return output.strip() if output.strip() in prompts.VERDICTS else prompts.parse_verdict(output)
+  return None
 
 
 def judged(row: Mapping[str, Any]) -> str:
@@ -87,10 +91,10 @@ def _metrics(a: Mapping[str, np.ndarray]) -> dict[str, float | None]:
 def summarize(rows: Sequence[Mapping[str, Any]], bootstrap: int = 1000, seed: int = 0,
               level: float = 0.95) -> dict[str, Any]:
   """Each metric with its 95% bootstrap interval ([lo, hi], None where undefined), the
-  D_diff sizes and the tie rate."""
+  D_diff sizes, the tie rate and the number of games without a verdict (`unparsed`)."""
   if not rows:
     return {**{m: None for m in METRICS}, **{f'{m}_ci': None for m in METRICS}, 'n': 0,
-            'n_diff': 0, 'n_self_wrong': 0, 'tie_rate': None}
+            'n_diff': 0, 'n_self_wrong': 0, 'tie_rate': None, 'unparsed': 0}
   a = _arrays(rows)
   out: dict[str, Any] = dict(_metrics(a))
   rng = np.random.default_rng(seed)
@@ -107,7 +111,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], bootstrap: int = 1000, seed: in
                       if out[m] is not None and draws[m] else None)
   diff = a['self_ok'] != a['other_ok']
   out.update(n=len(rows), n_diff=int(diff.sum()), n_self_wrong=int((diff & ~a['self_ok']).sum()),
-             tie_rate=float(np.mean(~a['self_pick'] & ~a['other_pick'])))
+             tie_rate=float(np.mean(~a['self_pick'] & ~a['other_pick'])),
+             unparsed=sum(row_verdict(r, g) is None for r in rows for g in (1, 2)))
   return out
 
 

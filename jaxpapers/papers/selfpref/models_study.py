@@ -162,7 +162,6 @@ def run(config, workdir: str) -> dict:
     for name, rows in per_judge.items():
       summary = sp_metrics.summarize(rows, config.bootstrap, config.seed)
       summary['generator_accuracy'] = float(np.mean([a['correct'] for a in answers[name]]))
-      summary['unparsed'] = int(sum(r.get('unparsed', 0) for r in rows))
       results[f'{mode}/{name}'] = summary
       print(f'{mode:>6} {name:>30}: generator {summary["generator_accuracy"]:.3f} '
             f'judge acc {fmt_metric(summary["accuracy"])} SPR {fmt_metric(summary["spr"])} LSPR '

@@ -9,7 +9,8 @@ objectively correct response, as the tasks are verifiable.
   argmax over the next-token probabilities of [A, T, B] (VERDICTS order, as the artifacts'
   `game_*_spb_score`).
 - CoT judge: the judge writes its reasoning, then "My final verdict is $$X$$"
-  (`parse_verdict`; no verdict -> None, counted and treated as a tie).
+  (`parse_verdict` also takes "is X." / "[[X]]" / "**X**", which small models write; no
+  verdict -> None, counted and treated as a tie).
 """
 from __future__ import annotations
 
@@ -48,7 +49,9 @@ ANSWER_SUFFIX = '\nPlease reason step by step, and put your final answer within 
 CODE_ANSWER = ('Complete the following Python function. Write the whole function in one '
                '```python code block.\n\n```python\n{prompt}```')
 
-_VERDICT = re.compile(r'final verdict is:?\s*\$\$\s*([ABT])\s*\$\$', re.IGNORECASE)
+# The asked-for "$$X$$", and the bare / [[X]] / **X** forms small models write instead.
+_VERDICT = re.compile(r'final verdict is:?\s*(?:\$\$|\[\[|\*\*)?\s*([ABT])\s*'
+                      r'(?:\$\$|\]\]|\*\*)?(?![A-Za-z])', re.IGNORECASE)
 
 
 def judge_messages(question: str, answer_a: str, answer_b: str, cot: bool) -> list[dict]:

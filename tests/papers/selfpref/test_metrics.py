@@ -47,6 +47,7 @@ def test_metrics_on_hand_made_items():
   assert m['lspr'] == pytest.approx(1 / 3)          # self picked on D_diff: rows 0, 2, 4
   assert m['hspp'] == pytest.approx(2 / 3)
   assert m['tie_rate'] == pytest.approx(1 / 7)
+  assert m['unparsed'] == 0
   lo, hi = m['hspp_ci']
   assert 0 <= lo <= m['hspp'] <= hi <= 1
 
@@ -80,6 +81,10 @@ def test_reads_published_rows_probabilities_and_parsed_outputs(tmp_path):
   assert [metrics.judged(r) for r in rows] == [S, O]
   m = metrics.summarize(rows, bootstrap=10)
   assert m['accuracy'] == 1.0 and m['hspp'] == 0.0 and m['lspr'] == 1.0
+  unparsed = {**cot, 'game_1_output': 'I cannot tell.', 'game_1_spb_score': [0, 0, 0]}
+  assert metrics.row_verdict(unparsed, 1) is None
+  assert metrics.judged(unparsed) == O                 # the other game decides (one tie)
+  assert metrics.summarize([unparsed], bootstrap=5)['unparsed'] == 1
   (tmp_path / 'bad.jsonl').write_text(json.dumps({'unique_id': 'z'}) + '\n')
   with pytest.raises(ValueError, match=r'bad.jsonl:1.*assistent_1_is_correct'):
     metrics.read_rows([tmp_path / 'bad.jsonl'])
@@ -90,7 +95,11 @@ def test_reads_published_rows_probabilities_and_parsed_outputs(tmp_path):
     ('... my final verdict is $$ T $$', 'T'),
     ('First: final verdict is $$A$$. On reflection, my final verdict is $$B$$', 'B'),
     ('Final verdict is: $$b$$', 'B'),
-    ('My final verdict is [[A]]', None),
+    ('My final verdict is [[A]]', 'A'),
+    ('My final verdict is T.', 'T'),
+    ('My final verdict is **B**', 'B'),
+    ('My final verdict is Tie', None),
+    ('My final verdict is Assistant A', None),
     ('My final verdict is $$C$$', None),
     ('', None),
     (None, None)])
