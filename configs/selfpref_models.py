@@ -25,10 +25,10 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.experiment = 'selfpref_models'   # jaxpapers/papers/selfpref/models_study.py
   c.seed = 0                          # question sample and bootstrap
-  c.models = list(MODELS[:2] if arg.small else MODELS)
+  c.models = MODELS[:2] if arg.small else MODELS
   c.dataset = arg.dataset             # gsm8k | math500
   c.num_questions = arg.n
-  c.modes = ['direct', 'cot']
+  c.modes = ('direct', 'cot')
   c.answer_tokens = 320               # greedy answer budget (step by step, boxed answer)
   c.cot_tokens = 320                  # CoT judge budget before the verdict
   c.cot_temperature = 0.0             # 0 = greedy reasoning (deterministic)
