@@ -98,7 +98,7 @@ def run(config, workdir: str) -> dict:
   flat: dict = {}
   for key, s in results.items():
     mode, member = key.split('/')
-    for m in ('generator_accuracy', 'accuracy', 'spr', 'lspr', 'hspp', 'n_diff',
+    for m in ('generator_accuracy', 'accuracy', 'spr', 'lspr', 'hspp', 'hopp', 'n_diff',
               'n_self_wrong', 'unparsed'):
       flat[f'{mode}.{member}.{m}'] = s[m]
   for mode in config.family.modes:
@@ -113,8 +113,6 @@ def run(config, workdir: str) -> dict:
                    workdir / 'selfpref_family.png', title=f'tiny family, seed {config.seed}')
   metrics_lib.write_json(workdir / 'results.json', {'members': results, **flat})
   for key, s in results.items():
-    print(f'{key:>10} (sft {s["sft_steps"]:>5}): generator {s["generator_accuracy"]:.3f} judge '
-          f'acc {models_study.fmt_metric(s["accuracy"])} SPR {models_study.fmt_metric(s["spr"])} HSPP '
-          f'{models_study.fmt_metric(s["hspp"])} (self wrong {s["n_self_wrong"]})', flush=True)
+    print(f'{key:>10} (sft {s["sft_steps"]:>5}): {models_study.describe(s)}', flush=True)
   print(json.dumps({k: v for k, v in flat.items() if 'corr' in k or 'mean' in k}), flush=True)
   return flat

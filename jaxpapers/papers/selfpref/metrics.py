@@ -16,6 +16,9 @@ Definitions (ours, stated since the paper's aggregation is ambiguous):
   accuracy P(J* = the correct answer) on D_diff (ties count as wrong)
   LSPR     P(self correct | J* = self) on D_diff
   HSPP     P(J* = self | self wrong, other correct) on D_diff
+  HOPP     P(J* = other | other wrong, self correct) on D_diff: the same error with the
+           roles swapped, the baseline HSPP is read against (HSPP above HOPP = a preference
+           for its own wrong answers beyond plain judging error)
 Several files (other models) are pooled item by item. An empty denominator makes a metric
 None (undefined), never a division error. Intervals: percentile bootstrap over items.
 """
@@ -30,7 +33,7 @@ import numpy as np
 from jaxpapers.papers.selfpref import prompts
 
 SELF, OTHER, TIE = 'self', 'other', 'tie'
-METRICS = ('spr', 'accuracy', 'lspr', 'hspp')
+METRICS = ('spr', 'accuracy', 'lspr', 'hspp', 'hopp')
 
 
 def game_choice(verdict: str | None, game: int) -> str:
@@ -85,7 +88,8 @@ def _metrics(a: Mapping[str, np.ndarray]) -> dict[str, float | None]:
   return {'spr': _ratio(a['self_pick'], np.ones_like(diff)),
           'accuracy': _ratio(right, diff),
           'lspr': _ratio(a['self_ok'], diff & a['self_pick']),
-          'hspp': _ratio(a['self_pick'], diff & ~a['self_ok'])}
+          'hspp': _ratio(a['self_pick'], diff & ~a['self_ok']),
+          'hopp': _ratio(a['other_pick'], diff & a['self_ok'])}
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], bootstrap: int = 1000, seed: int = 0,

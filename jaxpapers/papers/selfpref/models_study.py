@@ -163,10 +163,7 @@ def run(config, workdir: str) -> dict:
       summary = sp_metrics.summarize(rows, config.bootstrap, config.seed)
       summary['generator_accuracy'] = float(np.mean([a['correct'] for a in answers[name]]))
       results[f'{mode}/{name}'] = summary
-      print(f'{mode:>6} {name:>30}: generator {summary["generator_accuracy"]:.3f} '
-            f'judge acc {fmt_metric(summary["accuracy"])} SPR {fmt_metric(summary["spr"])} LSPR '
-            f'{fmt_metric(summary["lspr"])} HSPP {fmt_metric(summary["hspp"])} (D_diff {summary["n_diff"]}, '
-            f'self wrong {summary["n_self_wrong"]})', flush=True)
+      print(f'{mode:>6} {name:>30}: {describe(summary)}', flush=True)
   plots.study_plot(results, workdir / 'selfpref_models.png',
                    title=f'{config.dataset}: {config.num_questions} questions')
   metrics_lib.write_json(workdir / 'results.json', results)
@@ -175,3 +172,13 @@ def run(config, workdir: str) -> dict:
 
 def fmt_metric(v) -> str:
   return 'n/a' if v is None else f'{v:.3f}'
+
+
+def describe(s: dict) -> str:
+  """One line of a judge's summary (metrics.summarize + generator_accuracy)."""
+  parts = [f'generator {s["generator_accuracy"]:.3f}'] + [
+      f'{label} {fmt_metric(s[key])}' for label, key in (
+          ('judge acc', 'accuracy'), ('SPR', 'spr'), ('LSPR', 'lspr'), ('HSPP', 'hspp'),
+          ('HOPP', 'hopp'))]
+  return ' '.join(parts) + (f' (D_diff {s["n_diff"]}, self wrong {s["n_self_wrong"]}, '
+                            f'unparsed {s["unparsed"]})')

@@ -41,14 +41,14 @@ def main(argv):
   if not paths:
     raise app.UsageError('give judgment .jsonl files')
   print(f'{"judge":>34} {"files":>5} {"items":>6} {"gen acc":>7} {"D_diff":>6} {"SPR":>6} '
-        f'{"judge acc":>9} {"LSPR":>6} {"HSPP":>6} {"HSPP 95% CI":>15}')
+        f'{"judge acc":>9} {"LSPR":>6} {"HSPP":>6} {"HSPP 95% CI":>15} {"HOPP":>6}')
   for name, files in sorted(group_files(paths, _GROUP.value).items()):
     rows = metrics.read_rows(files)
     m = metrics.summarize(rows, _BOOTSTRAP.value)
     ci = '' if m['hspp_ci'] is None else f'[{_pct(m["hspp_ci"][0])}, {_pct(m["hspp_ci"][1])}]'
     print(f'{name:>34} {len(files):>5} {m["n"]:>6} {_pct(metrics.generator_accuracy(rows))} '
           f'{m["n_diff"]:>6} {_pct(m["spr"])} {_pct(m["accuracy"]):>9} {_pct(m["lspr"])} '
-          f'{_pct(m["hspp"])} {ci:>15}')
+          f'{_pct(m["hspp"])} {ci:>15} {_pct(m["hopp"])}')
 
 
 if __name__ == '__main__':

@@ -46,6 +46,7 @@ def test_metrics_on_hand_made_items():
   assert m['accuracy'] == pytest.approx(2 / 5)
   assert m['lspr'] == pytest.approx(1 / 3)          # self picked on D_diff: rows 0, 2, 4
   assert m['hspp'] == pytest.approx(2 / 3)
+  assert m['hopp'] == pytest.approx(1 / 2)          # self right, other wrong: rows 0, 1
   assert m['tie_rate'] == pytest.approx(1 / 7)
   assert m['unparsed'] == 0
   lo, hi = m['hspp_ci']
