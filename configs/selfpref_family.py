@@ -26,7 +26,9 @@ def get_config(arg=None):
   c.summary_keys = [f'{mode}.{k}' for mode in ('direct', 'cot') for k in (
       'corr_generator_judge', 'hspp_mean', 'judge_accuracy_mean')] + [
           f'{mode}.m{m}.{k}' for mode in ('direct', 'cot') for m in range(MEMBERS)
-          for k in ('generator_accuracy', 'accuracy', 'spr', 'lspr', 'hspp', 'hopp')]
+          for k in ('generator_accuracy', 'accuracy', 'spr', 'lspr', 'hspp', 'hopp')] + [
+          f'cot.m{m}.{k}' for m in range(MEMBERS)
+          for k in ('cot_repeats_own_error', 'cot_finds_right_total')]
 
   b = ml_collections.ConfigDict()
   b.experiment = 'selfpref_family'   # jaxpapers/papers/selfpref/family.py

@@ -90,6 +90,12 @@ def parse_verdict(text: str) -> str | None:
   return tail if tail in ('A', 'B', 'T') else None
 
 
+def cot_sum(text: str) -> str | None:
+  """The total a CoT judge worked out (the last partial sum before its checks)."""
+  work = text.split('|', 1)[0]
+  return work.rsplit('=', 1)[-1] if '=' in work else None
+
+
 def reward(completion: str, answer: str) -> float:
   """Exact sum for answer prompts; the right verdict for judge prompts."""
   if answer in ('A', 'B', 'T'):

@@ -78,10 +78,24 @@ def study(config, workdir: pathlib.Path, members: list, fmt) -> dict:
           batch_size=config.family.batch_size, max_new_tokens=config.family.cot_tokens,
           mesh=mesh)
       summary = sp_metrics.summarize(pooled, config.family.bootstrap, config.seed)
+      if mode == 'cot':
+        summary.update(cot_error_stats(pooled))
       summary['generator_accuracy'] = float(np.mean([a['correct'] for a in answers[f'm{k}']]))
       summary['sft_steps'] = int(config.family.sft_steps[k])
       results[f'{mode}/m{k}'] = summary
   return results
+
+
+def cot_error_stats(rows: list[dict]) -> dict:
+  """Where the judge's own answer is wrong and the other right: how often its CoT works
+  out its own wrong total again (then the check can only confirm it) vs the right one."""
+  hard = [r for r in rows if not r['assistent_1_is_correct'] and r['assistent_2_is_correct']]
+  sums = [arith.cot_sum(r[f'game_{g}_output']) for r in hard for g in (1, 2)]
+  own = [r['assistent_1_answer'] for r in hard for _ in (1, 2)]
+  right = [r['assistent_2_answer'] for r in hard for _ in (1, 2)]
+  n = len(sums)
+  return {'cot_repeats_own_error': sum(s == o for s, o in zip(sums, own)) / n if n else None,
+          'cot_finds_right_total': sum(s == t for s, t in zip(sums, right)) / n if n else None}
 
 
 @registry.experiment('selfpref_family')
@@ -99,8 +113,9 @@ def run(config, workdir: str) -> dict:
   for key, s in results.items():
     mode, member = key.split('/')
     for m in ('generator_accuracy', 'accuracy', 'spr', 'lspr', 'hspp', 'hopp', 'n_diff',
-              'n_self_wrong', 'unparsed'):
-      flat[f'{mode}.{member}.{m}'] = s[m]
+              'n_self_wrong', 'unparsed', 'cot_repeats_own_error', 'cot_finds_right_total'):
+      if m in s:
+        flat[f'{mode}.{member}.{m}'] = s[m]
   for mode in config.family.modes:
     keys = [f'{mode}/m{k}' for k in range(len(members))]
     gen = [results[k]['generator_accuracy'] for k in keys]

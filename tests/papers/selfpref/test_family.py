@@ -33,6 +33,8 @@ def test_scratchpad_and_verdicts():
   assert arith.cot_completion('12+34+56', '102', '92') == '12+34=46;46+56=102|A102=|B92!>A'
   assert arith.cot_completion('1+2+3', '5', '7') == '1+2=3;3+3=6|A5!|B7!>T'
   assert arith.parse_verdict('T') == 'T'
+  assert arith.cot_sum('1+2=3;3+3=6|A5!|B6=>B') == '6'
+  assert arith.cot_sum('garbage') is None
   assert arith.parse_verdict('12+34=46;46') is None
   assert arith.reward('12+34=46;46+56=102>A', 'A') == 1.0
   assert arith.reward('B', 'A') == 0.0
@@ -63,6 +65,17 @@ def test_judge_examples_carry_the_right_verdict_and_loss_on_completion_only():
     assert completion == (f'{arith.scratchpad(q)}{marks}>{answer}' if text.endswith(':')
                           else answer)
   assert kinds == {'answer', 'direct', 'cot'}
+
+
+def test_cot_error_stats_compare_the_worked_total_with_both_answers():
+  from jaxpapers.papers.selfpref import family
+  row = {'assistent_1_is_correct': False, 'assistent_2_is_correct': True,
+         'assistent_1_answer': '7', 'assistent_2_answer': '6',
+         'game_1_output': '1+2=3;3+3=7|A7=|B6!>A', 'game_2_output': '1+2=3;3+3=6|A6=|B7!>A'}
+  easy = {**row, 'assistent_1_is_correct': True, 'game_1_output': 'x'}
+  stats = family.cot_error_stats([row, easy])
+  assert stats == {'cot_repeats_own_error': 0.5, 'cot_finds_right_total': 0.5}
+  assert family.cot_error_stats([easy])['cot_repeats_own_error'] is None
 
 
 def test_family_test_config_runs_end_to_end(tmp_path):
