@@ -1,6 +1,10 @@
 """DeSA on real QA: Search-R1's prompt pinned, question normalisation and split, the
 observation cap, the evaluation harness and the Qwen recipe on tiny random models."""
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -10,6 +14,8 @@ from jaxpapers import launch
 from jaxpapers.core import env as env_lib
 from jaxpapers.papers.desa import env as desa_env  # noqa: F401 - registers 'desa_search'
 from jaxpapers.papers.desa import qa
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
 
 # scripts/data_process/nq_search.py make_prefix (Search-R1; DeSA's is identical), one line.
 REFERENCE_PREFIX = (
@@ -68,7 +74,13 @@ def test_qa_eval_harness_writes_results_and_episodes(tmp_path):
 
 @pytest.mark.slow
 def test_desa_qwen_recipe_runs_two_steps_with_kl_reference(tmp_path):
-  results = launch.run(desa_qwen.get_config('test'), str(tmp_path))
+  # Its own process on one CPU device: with the 152k-token vocabulary on 8 fake devices
+  # the run peaks at 18 GB (3.6 GB on one), too much beside the other test worker.
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
+  subprocess.run([sys.executable, '-m', 'jaxpapers.launch', '--config=configs/desa_qwen.py:test',
+                  f'--workdir={tmp_path}'], cwd=REPO, env=env, check=True, capture_output=True,
+                 timeout=900)
+  results = json.loads((tmp_path / 'results.json').read_text())
   assert 'desa.test_em' in results['summary']
   for stage in ('stage1', 'stage2'):     # each stage keeps its KL reference apart
     assert (tmp_path / 'seed_0' / 'desa' / stage / 'reference').is_dir()
