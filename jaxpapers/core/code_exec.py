@@ -95,10 +95,9 @@ def humaneval_problems() -> list[dict]:
 def humaneval_program(problem: dict, completion: str) -> str:
   code = extract_code(completion)
   if re.search(rf'^\s*def\s+{re.escape(problem["entry_point"])}\s*\(', code, re.MULTILINE):
-    head = code                        # a whole function (imports from the prompt kept)
-    imports = '\n'.join(line for line in problem['prompt'].splitlines()
-                        if line.startswith(('import ', 'from ')))
-    head = f'{imports}\n{head}' if imports else head
+    imports = [line for line in problem['prompt'].splitlines()   # a whole function: the
+               if line.startswith(('import ', 'from '))]          # prompt's imports kept
+    head = '\n'.join(imports + [code])
   else:
     head = problem['prompt'] + code    # a body, as base models complete the prompt
   return f'{head}\n\n{problem["test"]}\n\ncheck({problem["entry_point"]})\n'

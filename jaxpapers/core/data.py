@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pathlib
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -49,7 +50,6 @@ def read_jsonl(path: str | os.PathLike, required: Sequence[str] = (),
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Record]) -> None:
   """Writes rows atomically: a killed run never leaves half a file that looks finished."""
-  import pathlib
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(path.name + '.tmp')

@@ -351,6 +351,16 @@ def _update(state, update_fn, logps_fn, ref_params, arrays, config, policy_param
   return state, {**metrics, **{f'group/{k}': v for k, v in group.items()}}
 
 
+def model_fns(config):
+  """(model config, graphdef, abstract NNX params, abstract pure dict, fn -> initial pure
+  params) of `config.model`; nothing is allocated until the fn is called."""
+  mcfg = families.config_for(config.model)
+  make_model = lambda: layers.Decoder(mcfg, nnx.Rngs(params=config.seed))  # noqa: E731
+  graphdef, abstract_params, abstract_pure = hf.abstract_params(make_model)
+  full_params = lambda: nnx.to_pure_dict(nnx.state(make_model(), nnx.Param))  # noqa: E731
+  return mcfg, graphdef, abstract_params, abstract_pure, full_params
+
+
 @registry.experiment('grpo')
 def run(config, workdir: str) -> dict:
   validate(config)
@@ -370,12 +380,9 @@ def run(config, workdir: str) -> dict:
         f'{len(prompts.prompt_ids)} prompts', flush=True)
 
   # --- abstract state and shardings
-  mcfg = families.config_for(config.model)
-  make_model = lambda: layers.Decoder(mcfg, nnx.Rngs(params=config.seed))  # noqa: E731
-  graphdef, abstract_params, abstract_pure = hf.abstract_params(make_model)
+  mcfg, graphdef, abstract_params, abstract_pure, full_params = model_fns(config)
   optimizer = train_lib.make_optimizer(config.optimizer, config.steps)
   param_shardings = mesh_lib.param_shardings(abstract_params, mesh)
-  full_params = lambda: nnx.to_pure_dict(nnx.state(make_model(), nnx.Param))  # noqa: E731
   lcfg, base = lora_config(config), None
   if lcfg is None:
     init, abstract, shardings = train_lib.sharded_state(full_params, param_shardings, optimizer,
@@ -477,11 +484,8 @@ def load_policy(config, workdir, mesh, step: int | None = None):
   for evaluating a finished policy (full-model runs; LoRA runs export `merged_hf/`)."""
   config_lib.require(opt(config, 'lora.rank') <= 0, 'lora.rank',
                      'load a LoRA run from its merged_hf/ export')
-  mcfg = families.config_for(config.model)
-  make_model = lambda: layers.Decoder(mcfg, nnx.Rngs(params=config.seed))  # noqa: E731
-  graphdef, abstract_params, _ = hf.abstract_params(make_model)
+  _, graphdef, abstract_params, _, full_params = model_fns(config)
   optimizer = train_lib.make_optimizer(config.optimizer, max(config.steps, 1))
-  full_params = lambda: nnx.to_pure_dict(nnx.state(make_model(), nnx.Param))  # noqa: E731
   _, abstract, _ = train_lib.sharded_state(
       full_params, mesh_lib.param_shardings(abstract_params, mesh), optimizer, config.seed, mesh)
   ckpt = ckpt_lib.Checkpointer(pathlib.Path(workdir) / 'checkpoints', 0, 1, False)

@@ -65,7 +65,7 @@ def study(config, workdir: pathlib.Path, members: list, fmt) -> dict:
       texts = judge_lib.answer(model, fmt, [p['question'] for p in test], max_new_tokens=8,
                                batch_size=config.family.batch_size, mesh=mesh)
       rows += [{'member': f'm{k}', 'unique_id': f'q{i}', 'problem': p['question'],
-                'answer': t, 'correct': t.strip() == p['answer']}
+                'answer': t, 'correct': bool(arith.reward(t, p['answer']))}
                for i, (p, t) in enumerate(zip(test, texts))]
     data_lib.write_jsonl(path, rows)
   flat = data_lib.read_jsonl(path)
@@ -80,7 +80,7 @@ def study(config, workdir: pathlib.Path, members: list, fmt) -> dict:
       summary = sp_metrics.summarize(pooled, config.family.bootstrap, config.seed)
       if mode == 'cot':
         summary.update(cot_error_stats(pooled))
-      summary['generator_accuracy'] = float(np.mean([a['correct'] for a in answers[f'm{k}']]))
+      summary['generator_accuracy'] = models_study.accuracy(answers[f'm{k}'])
       summary['sft_steps'] = int(config.family.sft_steps[k])
       results[f'{mode}/m{k}'] = summary
   return results
@@ -123,7 +123,8 @@ def run(config, workdir: str) -> dict:
     hspp = [results[k]['hspp'] for k in keys if results[k]['hspp'] is not None]
     flat[f'{mode}.corr_generator_judge'] = _pearson(gen, acc)
     flat[f'{mode}.hspp_mean'] = float(np.mean(hspp)) if hspp else None
-    flat[f'{mode}.judge_accuracy_mean'] = float(np.nanmean(acc)) if not np.isnan(acc).all() else None
+    flat[f'{mode}.judge_accuracy_mean'] = (None if np.isnan(acc).all() else
+                                           float(np.nanmean(acc)))
   plots.study_plot({k.replace('/m', '/member '): v for k, v in results.items()},
                    workdir / 'selfpref_family.png', title=f'tiny family, seed {config.seed}')
   metrics_lib.write_json(workdir / 'results.json', {'members': results, **flat})

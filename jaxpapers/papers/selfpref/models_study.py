@@ -97,9 +97,14 @@ def answer_all(config, workdir: pathlib.Path, items, mesh) -> dict[str, list[dic
               for it, t in zip(items, texts)]
       data_lib.write_jsonl(path, rows)
       print(f'{model_name(spec)}: answered {len(rows)} in {time.time() - t0:.1f} s, accuracy '
-            f'{np.mean([r["correct"] for r in rows]):.3f}', flush=True)
+            f'{accuracy(rows):.3f}', flush=True)
     out[model_name(spec)] = data_lib.read_jsonl(path)
   return out
+
+
+def accuracy(answers: list[dict]) -> float:
+  """A generator's accuracy over its graded answer rows."""
+  return float(np.mean([a['correct'] for a in answers]))
 
 
 def pair_items(own: list[dict], other: list[dict]) -> list[dict]:
@@ -161,7 +166,7 @@ def run(config, workdir: str) -> dict:
   for mode, per_judge in judged.items():
     for name, rows in per_judge.items():
       summary = sp_metrics.summarize(rows, config.bootstrap, config.seed)
-      summary['generator_accuracy'] = float(np.mean([a['correct'] for a in answers[name]]))
+      summary['generator_accuracy'] = accuracy(answers[name])
       results[f'{mode}/{name}'] = summary
       print(f'{mode:>6} {name:>30}: {describe(summary)}', flush=True)
   plots.study_plot(results, workdir / 'selfpref_models.png',
