@@ -1,0 +1,57 @@
+"""InstructRAG's accuracy, exact match and percentile-bootstrap intervals.
+
+accuracy  src/metrics.py `exact_presence`: 1 when any normalised gold answer is a substring of
+          the normalised generation (SQuAD normalisation: lower case, punctuation and
+          articles removed, spaces squeezed). As in the reference, a gold answer that
+          normalises to '' is found in every generation (core's `substring_accuracy` drops
+          such answers instead), and an empty generation matches no non-empty gold.
+em        SQuAD exact match of the whole generation against any gold (core qa_metrics); a
+          rationale is a paragraph, so EM is only meaningful for answer-only methods.
+Interval  95% percentile bootstrap over questions of the mean (FT: of the per-question mean
+          over seeds).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from jaxpapers.core import qa_metrics
+
+
+def accuracy(generation: str, answers: Sequence[str]) -> bool:
+  context = qa_metrics.normalize_answer(generation)
+  return any(qa_metrics.normalize_answer(a) in context for a in answers)
+
+
+def exact_match(generation: str, answers: Sequence[str]) -> bool:
+  return bool(qa_metrics.exact_match(generation, list(answers)))
+
+
+def bootstrap_ci(values: Sequence[float], draws: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> list[float]:
+  """[lo, hi] percentile interval of the mean of `values` over `draws` resamples."""
+  x = np.asarray(values, np.float64)
+  if x.size == 0:
+    return [0.0, 0.0]
+  idx = np.random.default_rng(seed).integers(0, x.size, (draws, x.size))
+  means = x[idx].mean(axis=1)
+  tail = (1 - level) / 2 * 100
+  return [float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))]
+
+
+def summarize(per_seed: Sequence[Sequence[dict]], draws: int = 1000, seed: int = 0
+              ) -> dict[str, Any]:
+  """Accuracy (mean over seeds), its interval, EM, for output rows {answers, output} of one
+  or more seeds over the same questions."""
+  acc = np.array([[accuracy(r['output'], r['answers']) for r in rows] for rows in per_seed],
+                 np.float64)
+  em = np.array([[exact_match(r['output'], r['answers']) for r in rows] for rows in per_seed],
+                np.float64)
+  out = {'accuracy': float(acc.mean()), 'accuracy_ci': bootstrap_ci(acc.mean(axis=0), draws,
+                                                                    seed),
+         'em': float(em.mean()), 'n': int(acc.shape[1])}
+  if len(per_seed) > 1:
+    out['accuracy_seeds'] = [float(a) for a in acc.mean(axis=1)]
+    out['accuracy_std'] = float(acc.mean(axis=1).std())
+  return out
