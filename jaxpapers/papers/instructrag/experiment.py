@@ -173,9 +173,12 @@ def table(results: dict, methods) -> str:
 @registry.experiment('instructrag')
 def run(config, workdir: str) -> dict:
   validate(config)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  if any(m in methods_lib.FINE_TUNED for m in config.methods):
+    config_lib.check_divisible(config, 'ft.batch_size', mesh_lib.batch_divisor(mesh),
+                               f'data x fsdp mesh axes of {dict(mesh.shape)}')
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  mesh = mesh_lib.make_mesh(config.mesh)
   study = Study(config, workdir, mesh, load_tokenizer(config.model))
   index_dir = config.index_dir or workdir / 'index'
   get_retriever = functools.lru_cache(maxsize=1)(

@@ -22,6 +22,7 @@ from jaxpapers.papers.instructrag import prompts
 
 METHODS = registry.Registry('instructrag method')
 NEEDS_RATIONALES = ('instructrag_icl', 'instructrag_ft')
+FINE_TUNED = ('vanilla_sft', 'instructrag_ft')
 
 
 @METHODS.register('no_retrieval')

@@ -63,14 +63,18 @@ def test_rerun_reads_every_file_and_loads_no_model(tiny_run, monkeypatch):
   assert experiment.run(_tiny(), str(workdir)) == results
 
 
-def test_validation_names_the_field():
+def test_validation_names_the_field(tmp_path):
   c = _tiny()
   c.methods = ('instructrag_icl', 'self_rag')
   with pytest.raises(config_lib.ConfigError, match="config.methods: 'self_rag' unknown"):
-    experiment.run(c, '/nonexistent')
+    experiment.run(c, str(tmp_path / 'run'))
   c = ir_config.get_config('tiny,docs=distractors')
   with pytest.raises(config_lib.ConfigError, match='config.data.docs'):
-    experiment.run(c, '/nonexistent')
+    experiment.run(c, str(tmp_path / 'run'))
+  c = ir_config.get_config('tiny,ft')
+  c.ft.batch_size = 6
+  with pytest.raises(config_lib.ConfigError, match='config.ft.batch_size: 6 is not divisible'):
+    experiment.run(c, str(tmp_path / 'run'))
 
 
 def test_variants_pick_methods():
@@ -94,3 +98,11 @@ def test_llama3_recipe_runs_two_fsdp_steps_on_a_tiny_llama(tmp_path):
                       .open().readline())['prompt']
   assert '<|start_header_id|>user<|end_header_id|>\n\nDocument 1 (Title: ' in prompt
   assert prompt.endswith('<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n')
+
+
+def test_validation_runs_before_anything_is_written(tmp_path):
+  c = ir_config.get_config('tiny,ft')
+  c.ft.batch_size = 6
+  with pytest.raises(config_lib.ConfigError):
+    experiment.run(c, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
