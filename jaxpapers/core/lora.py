@@ -262,6 +262,42 @@ def compile_step(step_fn: Callable, base_params, state_shardings, base_shardings
   return lambda state, batch, rng: jitted(state, base_params, batch, rng)
 
 
+@dataclasses.dataclass
+class Trainable:
+  """What a policy's optimizer updates: the full params (`cfg` None) or LoRA adapters over
+  a frozen `base`, behind one interface, so a trainer with several policies (G-Zero's
+  Proposer and Generator share one base) is written once for both."""
+  cfg: LoraConfig | None
+  param_shardings: Any          # shardings of the full params
+  base: Any = None              # frozen full params (LoRA only)
+
+  def init_fn(self, full_params_fn: Callable, abstract_pure, seed: int) -> Callable:
+    """fn() -> initial trainable params (full params, or fresh adapters, B = 0)."""
+    if self.cfg is None:
+      return full_params_fn
+    return lambda: init_adapters(abstract_pure, self.cfg, jax.random.PRNGKey(seed))
+
+  @property
+  def shardings(self):
+    return (self.param_shardings if self.cfg is None
+            else adapter_shardings(self.param_shardings, self.cfg))
+
+  def full(self, params):
+    """The full params a forward pass needs (the base with the adapters merged in)."""
+    return params if self.cfg is None else _merge(self.base, params, self.cfg)
+
+  def compile(self, loss_fn: Callable, optimizer, state_shardings, mesh) -> Callable:
+    """jit `step(state, batch, rng)` for `loss_fn(full params, batch) -> (loss, metrics)`."""
+    if self.cfg is None:
+      return train_lib.compile_step(train_lib.loss_step(loss_fn, optimizer), state_shardings,
+                                    mesh)
+    return compile_step(make_train_step(loss_fn, optimizer, self.cfg), self.base,
+                        state_shardings, self.param_shardings, mesh)
+
+
+_merge = jax.jit(merge, static_argnums=2)
+
+
 # ----------------------------------------------------------------------------- export
 
 

@@ -100,6 +100,19 @@ def apply_gradients(state: TrainState, grads, optimizer) -> tuple[TrainState, di
           {'grad_norm': optax.global_norm(grads)})
 
 
+def loss_step(loss_fn: Callable, optimizer) -> Callable:
+  """`step(state, batch, rng) -> (state, metrics)` from `loss_fn(params, batch) -> (loss,
+  metrics)`: one gradient step on the full params (lora.make_train_step is the adapter one)."""
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def step(state: TrainState, batch, rng) -> tuple[Any, dict]:
+    del rng   # deterministic objectives
+    (loss, metrics), grads = grad_fn(state.params, batch)
+    state, opt_metrics = apply_gradients(state, grads, optimizer)
+    return state, {**metrics, 'loss': loss, **opt_metrics}
+  return step
+
+
 def restore_or_init(checkpointer: ckpt_lib.Checkpointer, abstract, init: Callable[[], Any],
                     data_iter=None, resume_from: str | None = None):
   """Own latest checkpoint > explicit resume path > `init()` (HF params or scratch)."""

@@ -142,23 +142,24 @@ def validate(config) -> None:
       raise config_lib.ConfigError(f'config.{field}: {e}') from None
 
 
-def _warm_up(params, graphdef, prompts, config, writer):
-  """SFT steps on the task's gold answers before GRPO (rewards are all 0 from scratch)."""
-  w = config.warmup
-  if w.steps <= 0 or not prompts.sft:
+def sft_warm_up(params, graphdef, examples: list[dict], w, seed: int, writer,
+                prefix: str = 'warmup'):
+  """`w.steps` SFT steps on padded `examples` (batches of `w.batch_size` drawn with
+  replacement), logged as `<prefix>_step` / `<prefix>_loss` at step 0. Returns the params."""
+  if w.steps <= 0 or not examples:
     return params
   opt = train_lib.make_optimizer(dict(w.optimizer), w.steps)
-  state = jax.jit(lambda p: train_lib.state_from_params(p, opt, config.seed))(params)
+  state = jax.jit(lambda p: train_lib.state_from_params(p, opt, seed))(params)
   step = jax.jit(sft_lib.make_train_step(graphdef, opt), donate_argnums=(0,))
-  rng = np.random.default_rng(config.seed)
-  bar = metrics_lib.progress(w.steps, desc='sft warm-up')
+  rng = np.random.default_rng(seed)
+  bar = metrics_lib.progress(w.steps, desc=f'sft {prefix}')
   for i in range(1, w.steps + 1):
-    idx = rng.integers(0, len(prompts.sft), w.batch_size)
-    batch = {k: np.stack([prompts.sft[j][k] for j in idx]) for k in prompts.sft[0]}
+    idx = rng.integers(0, len(examples), w.batch_size)
+    batch = {k: np.stack([examples[j][k] for j in idx]) for k in examples[0]}
     state, m = step(state, batch, state.rng)
     bar.update(1)
     if metrics_lib.is_due(i, w.log_every, w.steps):
-      writer.write(0, {'warmup_step': i, 'warmup_loss': m['loss']})
+      writer.write(0, {f'{prefix}_step': i, f'{prefix}_loss': m['loss']})
   bar.close()
   return state.params
 
@@ -409,7 +410,7 @@ def run(config, workdir: str) -> dict:
     else:
       params = (families.load_hf_params(config.model, mesh) if config.model.hf_dir
                 else init().params)
-      params = _warm_up(params, graphdef, prompts, config, writer)
+      params = sft_warm_up(params, graphdef, prompts.sft, config.warmup, config.seed, writer)
       state = train_lib.init_from_params(params, optimizer, config.seed, shardings)
     ckpt.save(0, state, force=True)     # step 0 = the RL starting point (RELEX's base)
     return state
