@@ -72,9 +72,10 @@ def get_config(arg=None):
     c.summary_keys = [k for k in c.summary_keys if k.split('.')[0] in b.variants]
     b.rounds = 2
     b.setup.update(entities=6, sft_examples=256)
-    b.model.overrides.update(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                             head_dim=8)
-    b.warmup.proposer.steps, b.warmup.generator.steps = 150, 40   # valid tags from the start
+    b.model.overrides.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             head_dim=16)
+    b.warmup.proposer.steps, b.warmup.generator.steps = 250, 60   # valid tags from the start
+    b.warmup.proposer.batch_size = b.warmup.generator.batch_size = 16
     b.proposer.update(steps=2, batch_size=2, group_size=4)
     b.pool.num_questions = 16
     b.dpo.update(batch_size=8, max_steps=2)

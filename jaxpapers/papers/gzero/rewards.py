@@ -6,23 +6,26 @@
 as the reference's phase1.py (δ floor −5, λ 0.03 per 100 characters over L = 200).
 cluster_share(q) is the fraction of the step's questions in q's cluster: questions are
 clustered agglomeratively (average linkage) on the distance 1 − sentence-BLEU, merging
-while the distance is below 0.5; every invalid output counts as one shared question.
-BLEU is sacrebleu's sentence BLEU on whitespace tokens with floor smoothing 0.1 (Chen &
-Cherry's method 1, the reference's NLTK `SmoothingFunction().method1`), scaled to [0, 1];
-the reference scores hypothesis i against reference j and mirrors it, as here.
+while the distance is below 0.5. Sentence BLEU is the reference's NLTK
+`sentence_bleu(..., smoothing_function=SmoothingFunction().method1)` on whitespace tokens:
+n-gram counts from sacrebleu, a zero count replaced by 0.1 / max(total, 1) (Chen & Cherry's
+method 1), 0 without a unigram match. So short strings never match themselves well: a
+one-word string scores 0.18 against itself, which is why invalid outputs, all scored under
+one key as in the reference, still count as unique questions.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import numpy as np
 import sacrebleu
 from scipy.cluster import hierarchy
 
 INVALID_KEY = '__INVALID__'
-# Reference-exact BLEU uses all four n-gram orders (no effective order); sacrebleu warns
-# about that on every sentence.
+# Only sacrebleu's n-gram counts are used; it warns about sentence BLEU without effective
+# order on every call.
 logging.getLogger('sacrebleu').setLevel(logging.ERROR)
 _BLEU = sacrebleu.BLEU(tokenize='none', smooth_method='floor', smooth_value=0.1,
                        effective_order=False)
@@ -39,8 +42,13 @@ class RewardConfig:
 
 
 def sentence_bleu(hypothesis: str, reference: str) -> float:
-  """Sentence BLEU in [0, 1] of whitespace-split strings."""
-  return min(max(_BLEU.sentence_score(hypothesis, [reference]).score / 100.0, 0.0), 1.0)
+  """Sentence BLEU in [0, 1] of whitespace-split strings, NLTK method-1 smoothing."""
+  stats = _BLEU.sentence_score(hypothesis, [reference])
+  if not stats.counts[0]:
+    return 0.0
+  logs = [math.log(c / t) if c else math.log(0.1 / max(t, 1))
+          for c, t in zip(stats.counts, stats.totals)]
+  return min(stats.bp * math.exp(sum(logs) / len(logs)), 1.0)
 
 
 def bleu_distances(sentences: list[str]) -> np.ndarray:
