@@ -25,6 +25,7 @@ INSTALL_REQUIRES = [
     'fastapi>=0.110',              # retrieval server (Search-R1 /retrieve protocol)
     'uvicorn>=0.30',               # runs the retrieval server
     'requests>=2.31',              # HTTP retriever client
+    'sacrebleu>=2.4',              # sentence BLEU n-gram counts (G-Zero duplication penalty)
 ]
 
 EXTRAS = {

@@ -23,6 +23,7 @@ from jaxpapers.papers.gzero import delta
 from jaxpapers.papers.gzero import loop
 from jaxpapers.papers.gzero import pool
 from jaxpapers.papers.gzero import prompts
+from jaxpapers.papers.gzero import report
 from jaxpapers.papers.gzero import rewards
 from jaxpapers.papers.gzero import world
 
@@ -265,6 +266,8 @@ def test_world_run_writes_rounds_ablations_and_plots(world_run):
   assert no_filter['delta_band'] == 0 and main['delta_band'] >= main['records'] // 2 - 1
   assert (seed / 'variants.png').exists()
   assert 'main.final_heldout' in results['summary']
+  table = report.tables(workdir)
+  assert '### main' in table and '### no_filter' in table and '| 2 | ' in table
 
 
 DRIVER = r'''
