@@ -11,8 +11,12 @@ imported).
   python -m jaxpapers.launch --config=configs/personaagent_baselines.py --workdir=/tmp/pa_base
 
 Variants: `:tiny` (20 users, hashing embeddings, few MF steps; seconds), `:users=200`.
-Expected (2 shared CPU cores): about a minute. Measured on all 943 users (4,715 rating and
-3,254 tagging queries): see the README table (MF MAE 0.80 vs global mean 0.96).
+Expected (2 shared CPU cores): 45 s. Measured on all 943 users (4,715 rating and 3,254
+tagging queries; MAE / RMSE / accuracy / macro F1, 95% user-bootstrap intervals in
+results.json): global mean 1.014 / 1.208, user mean 0.926 / 1.159, item mean 0.876 / 1.089,
+MF 0.792 / 1.000; majority label 0.213 / 0.020, user majority 0.259 / 0.095, item-popular
+genre 0.452 / 0.200; BM25 5-NN 0.930 / 1.179 and 0.648 / 0.658, MiniLM 5-NN 0.918 / 1.172
+and 0.466 / 0.379; the label rule on the whole profile 1.000 / 1.000 (ceiling by construction).
 """
 import ml_collections
 

@@ -1,4 +1,4 @@
-"""Episodic memory (PersonaAgent §3) and LaMP's BM25 retrieval over profile fields.
+"""Episodic memory (PersonaAgent's personalised memory) and LaMP's BM25 retrieval over profile fields.
 
 Episodic memory: per-user records (query, ground-truth response, metadata, time). A lookup
 scores every record of the user against the new query and keeps the top K:
