@@ -113,6 +113,8 @@ class EpisodicMemory:
     """[Q, N] the lookup scores of every record (-inf where a record is after `before`);
     the brute-force reference for `top_k`."""
     recs = self.records.get(user, [])
+    if not recs:
+      return np.zeros((len(queries), 0), np.float32)
     sim = self.embed(list(queries)) @ self.embed([r.query for r in recs]).T
     bonus = recency_bonus([r.time for r in recs], self.half_life)
     out = (1 - self.recency_weight) * sim + self.recency_weight * bonus[None, :]

@@ -68,3 +68,9 @@ def test_bm25_ranks_profile_by_text_after_marker():
   rows = memory_lib.bm25_rank(profile, inputs, 'LaMP_3', k=2)
   assert rows[0][0] == 0 and rows[1][0] == 1
   assert memory_lib.query_text('x tags: [a] description: Heat.', 'LaMP_2') == 'Heat.'
+
+
+def test_unknown_user_has_no_records(embed):
+  mem = memory_lib.EpisodicMemory(embed)
+  assert mem.top_k('nobody', ['a query'], 3) == [[]]
+  assert mem.scores('nobody', ['a query']).shape == (1, 0)
