@@ -247,6 +247,7 @@ def world_run(tmp_path_factory):
   return workdir, json.loads((workdir / 'results.json').read_text())
 
 
+@pytest.mark.slow
 def test_world_run_writes_rounds_ablations_and_plots(world_run):
   workdir, results = world_run
   seed = workdir / 'seed_0'
@@ -286,6 +287,7 @@ def _final_state(workdir: pathlib.Path):
                                                      'state')
 
 
+@pytest.mark.slow
 def test_loop_resumes_after_kill_with_the_same_params(tmp_path, world_run):
   # both runs start from the warm-up of `world_run` (one device each, in their own process)
   warm = str(world_run[0] / 'seed_0' / 'warmup' / 'checkpoints')
@@ -322,6 +324,7 @@ def test_loop_resumes_after_kill_with_the_same_params(tmp_path, world_run):
   assert rounds == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 def test_qwen_recipe_runs_two_rounds_with_lora_adapters(tmp_path):
   # One CPU device in its own process: the 152k-token vocabulary on 8 fake devices is heavy.
   env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
