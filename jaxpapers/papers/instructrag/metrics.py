@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from jaxpapers.core import qa_metrics
+from jaxpapers.core import stats
 
 
 def accuracy(generation: str, answers: Sequence[str]) -> bool:
@@ -35,9 +36,7 @@ def bootstrap_ci(values: Sequence[float], draws: int = 1000, seed: int = 0,
   if x.size == 0:
     return [0.0, 0.0]
   idx = np.random.default_rng(seed).integers(0, x.size, (draws, x.size))
-  means = x[idx].mean(axis=1)
-  tail = (1 - level) / 2 * 100
-  return [float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))]
+  return stats.percentile_interval(x[idx].mean(axis=1), level)
 
 
 def summarize(per_seed: Sequence[Sequence[dict]], draws: int = 1000, seed: int = 0

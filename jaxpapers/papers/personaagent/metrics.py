@@ -28,6 +28,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from jaxpapers.core import stats
+
 # LaMP-2M's 15 movie tags (github LaMP-Benchmark/LaMP eval/evaluation.py `_get_labels`).
 LAMP_2_MOVIE_TAGS = ('sci-fi', 'based on a book', 'comedy', 'action', 'twist ending',
                      'dystopia', 'dark comedy', 'classic', 'psychology', 'fantasy', 'romance',
@@ -137,28 +139,12 @@ def weighted_tag_stats(pred: np.ndarray, gold: np.ndarray, num_labels: int, w: n
   return {'accuracy': (w @ hit) / w.sum(axis=1), 'f1': f1.mean(axis=1)}
 
 
-def bootstrap_weights(groups: Sequence, num_samples: int, seed: int = 0) -> np.ndarray:
-  """[B, N] multiplicities of each query when its group (user or query) is resampled."""
-  _, index = np.unique(np.asarray(groups), return_inverse=True)
-  num_groups = int(index.max()) + 1 if len(index) else 0
-  rng = np.random.default_rng(seed)
-  draws = rng.integers(0, num_groups, (num_samples, num_groups))
-  counts = np.zeros((num_samples, num_groups))
-  np.add.at(counts, (np.arange(num_samples)[:, None], draws), 1.0)
-  return counts[:, index]
-
-
-def percentile_interval(draws: np.ndarray, level: float = 0.95) -> list[float]:
-  tail = (1 - level) / 2 * 100
-  return [float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))]
-
-
 def _with_intervals(stats_fn, n: int, groups, bootstrap: int, seed: int, level: float) -> dict:
   point = {k: float(v[0]) for k, v in stats_fn(np.ones((1, n))).items()}
   if bootstrap <= 0 or n == 0:
     return {**point, **{f'{k}_ci': None for k in point}}
-  draws = stats_fn(bootstrap_weights(groups, bootstrap, seed))
-  return {**point, **{f'{k}_ci': percentile_interval(draws[k], level) for k in point}}
+  draws = stats_fn(stats.bootstrap_weights(groups, bootstrap, seed))
+  return {**point, **{f'{k}_ci': stats.percentile_interval(draws[k], level) for k in point}}
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from jaxpapers.core import stats
 from jaxpapers.papers.selfpref import prompts
 
 SELF, OTHER, TIE = 'self', 'other', 'tie'
@@ -108,10 +109,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], bootstrap: int = 1000, seed: in
     for m, v in _metrics({k: x[idx] for k, x in a.items()}).items():
       if v is not None:
         draws[m].append(v)
-  tail = (1 - level) / 2 * 100
   for m in METRICS:
-    out[f'{m}_ci'] = ([float(np.percentile(draws[m], tail)),
-                       float(np.percentile(draws[m], 100 - tail))]
+    out[f'{m}_ci'] = (stats.percentile_interval(draws[m], level)
                       if out[m] is not None and draws[m] else None)
   diff = a['self_ok'] != a['other_ok']
   out.update(n=len(rows), n_diff=int(diff.sum()), n_self_wrong=int((diff & ~a['self_ok']).sum()),

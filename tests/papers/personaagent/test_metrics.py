@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from jaxpapers.core import stats
 from jaxpapers.papers.personaagent import metrics
 
 
@@ -53,7 +54,7 @@ def test_tagging_outside_label_list_is_wrong_and_macro_f1_by_hand():
 
 def test_bootstrap_user_weights_keep_users_whole_and_interval_covers_point():
   groups = np.array([0, 0, 1, 2, 2, 2])
-  w = metrics.bootstrap_weights(groups, 200, seed=0)
+  w = stats.bootstrap_weights(groups, 200, seed=0)
   assert w.shape == (200, 6)
   np.testing.assert_array_equal(w[:, 0], w[:, 1])
   np.testing.assert_array_equal(w[:, 3], w[:, 5])
