@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.struct
 import jax
@@ -502,3 +502,29 @@ def generate_text(model, tokenizer, prompts: Sequence[Any], *, max_new_tokens: i
   out = generate(model, ids, max_new_tokens=max_new_tokens, rng=rng, stop=list(stop) or None,
                  tokenizer=tokenizer, **kwargs)
   return decode_completions(tokenizer, out)
+
+
+def length_sorted_batches(lengths: Sequence[int], size: int):
+  """Index batches of rows sorted by length (less padding); callers restore the order."""
+  order = np.argsort(lengths, kind='stable')
+  for i in range(0, len(order), size):
+    yield order[i:i + size]
+
+
+def generate_batched(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
+                     batch_size: int, decode: Callable[[list[int]], str],
+                     temperature: float = 0.0, seed: int = 0, **kwargs) -> list[str]:
+  """Texts of many prompts, in input order: prompts sorted by length into batches of
+  `batch_size` rows (every call padded to that many rows, so few compiled shapes); batch k
+  samples with fold_in(PRNGKey(seed), k). `decode` maps a row's generated ids (up to its
+  length) to text; other kwargs go to `generate`."""
+  out: list[str] = [''] * len(prompt_ids)
+  key = jax.random.PRNGKey(seed)
+  for k, idx in enumerate(length_sorted_batches([len(p) for p in prompt_ids], batch_size)):
+    res = generate(model, [list(prompt_ids[i]) for i in idx], max_new_tokens=max_new_tokens,
+                   rng=jax.random.fold_in(key, k), temperature=temperature,
+                   pad_batch_to=batch_size, **kwargs)
+    tokens, lengths = np.asarray(res.tokens), np.asarray(res.lengths)
+    for j, i in enumerate(idx):
+      out[i] = decode(tokens[j, :lengths[j]].tolist())
+  return out

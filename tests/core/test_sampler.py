@@ -225,3 +225,20 @@ def test_generate_under_8_device_mesh_matches_single_device(qwen3_model):
 def test_generate_rejects_empty_prompt(qwen3_model):
   with pytest.raises(ValueError, match='at least one token'):
     sampler.generate(qwen3_model, [[1, 2], []], max_new_tokens=2, rng=jax.random.key(0))
+
+
+def test_generate_batched_equals_one_call_per_prompt_in_input_order():
+  """Length-sorted batches (padded to batch_size rows) give each prompt the greedy text a
+  call of its own gives, returned in input order."""
+  from jaxpapers.core.models import layers
+  model = layers.Decoder(qwen.preset('qwen3-tiny', vocab_size=64), nnx.Rngs(params=0))
+  prompts = [[1, 5, 7], [1, 9], [1, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2], [1, 11]]
+  decode = lambda ids: ','.join(map(str, ids))  # noqa: E731
+  got = sampler.generate_batched(model, prompts, max_new_tokens=5, batch_size=2,
+                                 decode=decode, eos_ids=(2,), pad_id=0)
+  for p, text in zip(prompts, got):
+    one = sampler.generate(model, [p], max_new_tokens=5, rng=jax.random.PRNGKey(0),
+                           temperature=0.0, eos_ids=(2,), pad_id=0)
+    assert text == decode(np.asarray(one.tokens)[0, :int(one.lengths[0])].tolist())
+  assert [list(b) for b in sampler.length_sorted_batches([3, 2, 7, 4, 2], 2)] == [
+      [1, 4], [0, 3], [2]]

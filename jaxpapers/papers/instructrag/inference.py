@@ -13,9 +13,6 @@ import pathlib
 import shutil
 from typing import Callable, Sequence
 
-import jax
-import numpy as np
-
 from jaxpapers.core import data as data_lib
 from jaxpapers.core import sampler
 from jaxpapers.core import tokenizer as tok_lib
@@ -24,18 +21,11 @@ from jaxpapers.core import tokenizer as tok_lib
 def generate(model, tok, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
              batch_size: int, mesh=None, bucket: int = 128) -> list[str]:
   """Greedy completions (decoded without special tokens) of `prompt_ids`, in input order."""
-  order = np.argsort([len(p) for p in prompt_ids], kind='stable')
-  texts = [''] * len(prompt_ids)
-  for start in range(0, len(order), batch_size):
-    rows = order[start:start + batch_size]
-    out = sampler.generate(model, [list(prompt_ids[i]) for i in rows],
-                           max_new_tokens=max_new_tokens, rng=jax.random.PRNGKey(0),
-                           temperature=0.0, eos_ids=tok_lib.stop_token_ids(tok),
-                           pad_id=tok.pad_token_id, mesh=mesh, prompt_bucket=bucket,
-                           pad_batch_to=batch_size)
-    for i, text in zip(rows, sampler.decode_completions(tok, out)):
-      texts[i] = text
-  return texts
+  return sampler.generate_batched(
+      model, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size,
+      decode=lambda ids: tok.decode(ids, skip_special_tokens=True),
+      eos_ids=tok_lib.stop_token_ids(tok), pad_id=tok.pad_token_id, mesh=mesh,
+      prompt_bucket=bucket)
 
 
 def cached(path: pathlib.Path, rows: Sequence[dict], prompt_ids: Sequence[Sequence[int]],

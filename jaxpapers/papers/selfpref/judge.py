@@ -71,28 +71,14 @@ def chat_format(tokenizer, task: str = 'math') -> JudgeFormat:
       eos_ids=tuple(tok_lib.stop_token_ids(tokenizer)), pad_id=tokenizer.pad_token_id)
 
 
-def _batches(n: int, size: int, lengths: Sequence[int]):
-  """Index batches of rows sorted by length (less padding); callers restore the order."""
-  order = np.argsort(lengths, kind='stable')
-  for i in range(0, n, size):
-    yield order[i:i + size]
-
-
 def generate(model, fmt: JudgeFormat, prompt_ids: Sequence[Sequence[int]], *,
              max_new_tokens: int, batch_size: int, temperature: float = 0.0, seed: int = 0,
              mesh=None) -> list[str]:
   """Completions of `prompt_ids` (greedy unless temperature > 0), in input order."""
-  out: list[str] = [''] * len(prompt_ids)
-  key = jax.random.PRNGKey(seed)
-  for k, idx in enumerate(_batches(len(prompt_ids), batch_size, [len(p) for p in prompt_ids])):
-    res = sampler_lib.generate(model, [list(prompt_ids[i]) for i in idx],
-                               max_new_tokens=max_new_tokens, rng=jax.random.fold_in(key, k),
-                               temperature=temperature, eos_ids=fmt.eos_ids, pad_id=fmt.pad_id,
-                               mesh=mesh, pad_batch_to=batch_size, prompt_bucket=fmt.bucket)
-    tokens, lengths = np.asarray(res.tokens), np.asarray(res.lengths)
-    for j, i in enumerate(idx):
-      out[i] = fmt.decode(tokens[j, :lengths[j]].tolist())
-  return out
+  return sampler_lib.generate_batched(
+      model, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size,
+      decode=fmt.decode, temperature=temperature, seed=seed, eos_ids=fmt.eos_ids,
+      pad_id=fmt.pad_id, mesh=mesh, prompt_bucket=fmt.bucket)
 
 
 def answer(model, fmt: JudgeFormat, questions: Sequence[str], **kwargs) -> list[str]:
@@ -111,7 +97,7 @@ def direct_scores(model, fmt: JudgeFormat, prompt_ids: Sequence[Sequence[int]], 
   graphdef, params = model if isinstance(model, tuple) else sampler_lib.split(model)
   choice = np.asarray(fmt.verdict_ids, np.int32)
   out = np.zeros((len(prompt_ids), 3), np.float64)
-  for idx in _batches(len(prompt_ids), batch_size, [len(p) for p in prompt_ids]):
+  for idx in sampler_lib.length_sorted_batches([len(p) for p in prompt_ids], batch_size):
     rows = [list(prompt_ids[i]) for i in idx] + [[fmt.pad_id]] * (batch_size - len(idx))
     tokens, mask = sampler_lib.pad_prompts(rows, fmt.pad_id, bucket=fmt.bucket)
     logps = np.asarray(_choice_logps(graphdef, params, tokens, mask, choice), np.float64)
