@@ -357,7 +357,8 @@ def run(config, workdir: str) -> dict:
       bar.close()
       phase, step = POOL, 0
     if phase == POOL:
-      start_eval = setup.evaluate(generator(), mesh)
+      # the round-start Generator, for the setup's pool diagnostics (a checker; not training)
+      start_eval = setup.evaluate(generator(), mesh) if setup.diagnose else None
       records = build_pool((graphdef, policy.full(state['proposer'].params)), generator(), fmt,
                            config, rng_for(rnd, POOL, 0), mesh)
       kept, counts = pool_lib.filter_pool(records, filter_config(config))
