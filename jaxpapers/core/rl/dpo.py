@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -235,10 +235,6 @@ def make_train_step(graphdef, optimizer, loss_cfg: DPOLossConfig = DPOLossConfig
   `batch` holds `PAIR_FIELDS` and (unless the loss is reference-free) `REF_FIELDS`;
   metrics are TRL's names (rewards/*, logps/*), loss, nll and grad_norm.
   """
-  def step(state: train_lib.TrainState, batch, rng) -> tuple[Any, dict]:
-    del rng  # deterministic objective
-    grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, graphdef, batch, loss_cfg, logits_chunk)
-    state, opt_metrics = train_lib.apply_gradients(state, grads, optimizer)
-    return state, {**metrics, **opt_metrics}
-  return step
+  return train_lib.loss_step(
+      lambda params, batch: batch_loss(params, graphdef, batch, loss_cfg, logits_chunk),
+      optimizer)

@@ -11,8 +11,6 @@ multi-turn rollouts).
 """
 from __future__ import annotations
 
-from typing import Any
-
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -83,15 +81,9 @@ def make_loss_fn(graphdef, loss_cfg: grpo_lib.GRPOLossConfig, *, use_old_logps: 
 def make_train_step(graphdef, optimizer, loss_cfg: grpo_lib.GRPOLossConfig, *,
                     use_old_logps: bool, chunk_size: int = 128, temperature: float = 1.0):
   """`step(state, batch: RolloutBatch, rng) -> (state, metrics)` for one GRPO update."""
-  loss_fn = make_loss_fn(graphdef, loss_cfg, use_old_logps=use_old_logps,
-                         chunk_size=chunk_size, temperature=temperature)
-
-  def step(state: train_lib.TrainState, batch: RolloutBatch, rng) -> tuple[Any, dict]:
-    del rng
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
-    state, opt_metrics = train_lib.apply_gradients(state, grads, optimizer)
-    return state, {'loss': loss, **metrics, **opt_metrics}
-  return step
+  return train_lib.loss_step(make_loss_fn(graphdef, loss_cfg, use_old_logps=use_old_logps,
+                                          chunk_size=chunk_size, temperature=temperature),
+                             optimizer)
 
 
 def truncated_is_weights(trainer_logps: np.ndarray, rollout_logps: np.ndarray,

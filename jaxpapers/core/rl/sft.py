@@ -5,7 +5,7 @@ global batch (token-level mean, as TRL's SFTTrainer with completion-only loss).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -28,10 +28,5 @@ def sft_loss(params, graphdef, batch: Mapping[str, jax.Array], logits_chunk: int
 def make_train_step(graphdef, optimizer, logits_chunk: int = 128):
   """`step(state, batch, rng) -> (state, metrics)`; logits are built `logits_chunk`
   positions at a time (jaxpapers.core.logprobs), never as one [B, T, V] array."""
-  def step(state: train_lib.TrainState, batch, rng) -> tuple[Any, dict]:
-    del rng  # deterministic objective
-    grad_fn = jax.value_and_grad(sft_loss, has_aux=True)
-    (_, stats), grads = grad_fn(state.params, graphdef, batch, logits_chunk)
-    state, opt_metrics = train_lib.apply_gradients(state, grads, optimizer)
-    return state, {**stats, **opt_metrics}
-  return step
+  return train_lib.loss_step(
+      lambda params, batch: sft_loss(params, graphdef, batch, logits_chunk), optimizer)
