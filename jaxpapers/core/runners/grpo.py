@@ -385,20 +385,17 @@ def run(config, workdir: str) -> dict:
   optimizer = train_lib.make_optimizer(config.optimizer, config.steps)
   param_shardings = mesh_lib.param_shardings(abstract_params, mesh)
   lcfg, base = lora_config(config), None
-  if lcfg is None:
-    init, abstract, shardings = train_lib.sharded_state(full_params, param_shardings, optimizer,
-                                                        config.seed, mesh)
-  else:   # the train state holds only the adapters; the frozen base is an ordinary argument
+  if lcfg is not None:   # the train state holds only the adapters; the frozen base is an argument
     base = (families.load_hf_params(config.model, mesh) if config.model.hf_dir
             else jax.jit(full_params, out_shardings=param_shardings)())
-    init, abstract, shardings = train_lib.sharded_state(
-        lambda: lora_lib.init_adapters(abstract_pure, lcfg, jax.random.PRNGKey(config.seed)),
-        lora_lib.adapter_shardings(param_shardings, lcfg), optimizer, config.seed, mesh)
+  trainable = lora_lib.Trainable(lcfg, param_shardings, base)
+  init, abstract, shardings = train_lib.sharded_state(
+      trainable.init_fn(full_params, abstract_pure, config.seed), trainable.shardings,
+      optimizer, config.seed, mesh)
+  if lcfg is not None:
     print(f'LoRA rank {lcfg.rank}: {lora_lib.num_trainable(abstract.params):,} trainable '
           f'params ({mcfg.num_params:,} frozen)', flush=True)
-  merge = jax.jit(lora_lib.merge, static_argnums=2)
-  policy = (lambda st: st.params) if lcfg is None else (  # noqa: E731
-      lambda st: merge(base, st.params, lcfg))
+  policy = lambda st: trainable.full(st.params)  # noqa: E731
   writer = metrics_lib.MetricWriter(workdir)
 
   # --- restore: own checkpoint > resume_from > HF params (+ warm-up) > scratch (+ warm-up)
@@ -433,15 +430,9 @@ def run(config, workdir: str) -> dict:
   # --- steps
   use_old = config.grpo.num_iterations > 1 or opt(config, 'grpo.is_correction') != 'none'
   loss_fn_args = dict(use_old_logps=use_old, temperature=config.temperature)
-  if lcfg is None:
-    update_fn = train_lib.compile_step(
-        grpo_learner.make_train_step(graphdef, optimizer, loss_config(config), **loss_fn_args),
-        shardings, mesh)
-  else:
-    update_fn = lora_lib.compile_step(
-        lora_lib.make_train_step(grpo_learner.make_loss_fn(graphdef, loss_config(config),
-                                                           **loss_fn_args), optimizer, lcfg),
-        base, shardings, param_shardings, mesh)
+  update_fn = trainable.compile(
+      grpo_learner.make_loss_fn(graphdef, loss_config(config), **loss_fn_args), optimizer,
+      shardings, mesh)
   logps_fn = grpo_learner.make_logps_fn(graphdef, config.max_new_tokens,
                                         temperature=config.temperature)
 
