@@ -45,6 +45,7 @@ class BrowserDied(Exception):
 
 class Backend:
   """One browser session. Subclasses implement the navigation and element methods."""
+  base_url: str = ''  # the sites' root, e.g. 'http://127.0.0.1:8000'; relative URLs join it
 
   def goto(self, url: str) -> None:
     """Loads `url` (absolute, or a path on the sites' base URL); a new history entry."""
