@@ -126,7 +126,7 @@ def router(world: world_lib.World, sessions: common.Sessions, per_page: int) -> 
   def order_body(order: dict) -> str:
     items = ', '.join(order['items'])
     ship = f'{order["name"]}, {order["street"]}, {order["city"]}, {order["state"]} {order["zip"]}'
-    return f'<p>Items: {esc(items)}</p><p id="ship-to">Ship to: {esc(ship)}</p>'
+    return f'<p id="items">Items: {esc(items)}</p><p id="ship-to">Ship to: {esc(ship)}</p>'
 
   @r.get('/orders')
   async def orders(request: fastapi.Request):
