@@ -3,7 +3,8 @@
 `make_app(world_seed)` builds a FastAPI app serving `/shop`, `/forum` and `/admin` over the world of
 `world_seed` (world.py), the stand-ins for WebArena's shopping, reddit and shopping-admin sites.
 State is per browser session (cookie `sid`); `GET /__reset` clears the caller's session and
-`GET /__end` drops it. `GET /__error` answers HTTP 500 (fault tests). `serve(app)` runs the app on
+`GET /__end` drops it. `GET /__error` answers HTTP 500; the root page `/` links to it (fault
+tests; tasks start under the sites, never at `/`). `serve(app)` runs the app on
 127.0.0.1 with uvicorn in a background thread, for backends that need a real HTTP server.
 
 `items_per_page` bounds every list: the policy reads whole pages, so pages stay short (~300-700
@@ -36,6 +37,7 @@ def make_app(world_seed: int = 0, items_per_page: int = 5) -> fastapi.FastAPI:
   @app.get('/')
   async def root():
     links = ' '.join(common.link(f'/{s}/', s) for s in SITES)
+    links += ' ' + common.link('/__error', 'Broken page')  # no task starts here: for fault tests
     return common.page_response(common.document('Sites', links, ''))
 
   @app.get('/__reset')
