@@ -101,6 +101,9 @@ def url_score(reference: str, current: str, base_url: str) -> float:
 
 def css_to_xpath(css: str) -> str:
   """XPath for the small CSS subset above; ValueError on anything else."""
+  unquoted = re.sub(r'"[^"]*"|\'[^\']*\'', '', css)
+  if unquoted.count('[') > unquoted.count(']'):
+    css += ']'  # a browser closes a bracket left open at the end (WebArena has such locators)
   steps = []
   for compound in css.split():
     match = _SIMPLE.match(compound)
@@ -120,20 +123,26 @@ def css_to_xpath(css: str) -> str:
   return '//' + '//'.join(steps)
 
 
+def parse_locator(locator: str) -> tuple[str, str]:
+  """(XPath of the CSS selector, property) of a supported locator; ValueError otherwise."""
+  match = _LOCATOR.match(locator.strip())
+  if not match:
+    raise ValueError(f'unsupported locator {locator!r}')
+  return css_to_xpath(match.group(2)), match.group(3)
+
+
 def read_locator(html: str, locator: str) -> str:
   """The locator's value on the page; '' when the element is missing."""
   root = page_lib.parse(html)
   if not locator.strip():
     body = root.find('body')
     return page_lib.node_text(body if body is not None else root)
-  match = _LOCATOR.match(locator.strip())
-  if not match:
-    raise ValueError(f'unsupported locator {locator!r}')
-  nodes = root.xpath(css_to_xpath(match.group(2)))
+  xpath, prop = parse_locator(locator)
+  nodes = root.xpath(xpath)
   if not nodes:
     return ''
   node = nodes[0]
-  if match.group(3) != 'value':
+  if prop != 'value':
     return page_lib.node_text(node)
   if node.tag == 'select':
     chosen = page_lib.selected_option(node)
