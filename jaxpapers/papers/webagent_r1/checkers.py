@@ -136,18 +136,24 @@ def read_locator(html: str, locator: str) -> str:
   root = page_lib.parse(html)
   if not locator.strip():
     body = root.find('body')
-    return page_lib.node_text(body if body is not None else root)
+    return _text(body if body is not None else root)
   xpath, prop = parse_locator(locator)
   nodes = root.xpath(xpath)
   if not nodes:
     return ''
   node = nodes[0]
   if prop != 'value':
-    return page_lib.node_text(node)
+    return _text(node)
   if node.tag == 'select':
     chosen = page_lib.selected_option(node)
     return '' if chosen is None else page_lib.option_value(chosen)
   return node.text_content() if node.tag == 'textarea' else node.get('value', '')
+
+
+def _text(node) -> str:
+  """Rendered text, roughly as `innerText`: text nodes joined by spaces, no scripts/styles."""
+  parts = node.xpath('.//text()[not(ancestor::script) and not(ancestor::style)]')
+  return page_lib.squash(' '.join(parts))
 
 
 def contents_score(required: dict, found: str) -> float:
