@@ -15,6 +15,13 @@ a user message, through `tokenizer.chat_turn_delta`).
 Token store: each Episode holds its token ids exactly as sampled or tokenised, append-only;
 earlier turns are never re-tokenised, and the loss mask comes from the turn spans.
 
+History compression (`compress_history=True`, WebAgent-R1's): an observation that carries a
+`brief` (core.env.Observation) is replaced by it once a newer observation arrives, and the
+prompt by its brief form (`rollout(brief_prompts=...)`), so the context holds every policy
+turn but only the newest page. The policy sampled each turn with the full page in view; the
+Rollout (what the trainer scores) is the compressed context, as the reference trains.
+Rewriting earlier context rules out a kept cache, so compression re-prefills each round.
+
 KV reuse (`kv_reuse=True`, the default): each episode's cache is kept on device between
 turns; a turn prefills only what is new (the previous turn's last sampled token and the
 observation) into the cache at the batch's write cursor, then decodes. Rows share slot
@@ -69,10 +76,14 @@ class AgentConfig:
   prompt_bucket: int = 0           # prompt lengths round up to multiples (0 = powers of two)
   kv_reuse: bool = True            # keep each episode's KV cache between turns
   chunk_bucket: int = 16           # kv_reuse: new-turn token counts round up to multiples
+  compress_history: bool = False   # earlier observations -> their `brief` (needs kv_reuse off)
 
   def __post_init__(self):
     if self.on_error not in ON_ERROR:
       raise ValueError(f'on_error: {self.on_error!r} is not one of {list(ON_ERROR)}')
+    if self.compress_history and self.kv_reuse:
+      raise ValueError('compress_history rewrites earlier context, which a kept KV cache '
+                       'cannot follow: set kv_reuse=False')
     for name in ('max_turns', 'max_turn_tokens', 'max_total_tokens', 'chunk_bucket'):
       if getattr(self, name) <= 0:
         raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
@@ -104,6 +115,7 @@ class Episode:
   tool_calls: int = 0
   invalid_actions: int = 0
   env_errors: int = 0
+  brief_prompt: list[int] | None = None   # replaces `prompt` once a policy turn is answered
 
   def add(self, role: str, tokens, logprobs, text: str, budget: int) -> bool:
     """Appends a segment (cut to the budget); False when the budget ran out."""
@@ -115,6 +127,27 @@ class Episode:
     self.logprobs += logprobs
     self.turns.append({'role': role, 'start': start, 'end': len(self.tokens), 'text': text})
     return len(self.tokens) < budget
+
+  def compress(self) -> None:
+    """Earlier observations (and the prompt) -> their briefs, before a newer one is added."""
+    if self.brief_prompt is not None:
+      self.prompt, self.brief_prompt = self.brief_prompt, None
+    for k, turn in enumerate(self.turns):
+      if turn['role'] == 'env' and 'brief_ids' in turn:
+        self._replace_turn(k, turn.pop('brief_ids'), turn.pop('brief'))
+
+  def _replace_turn(self, k: int, ids: list[int], text: str) -> None:
+    """Turn k's tokens -> `ids` (an env turn: mask 0, logprob 0); later spans shift."""
+    turn = self.turns[k]
+    start, end = turn['start'], turn['end']
+    self.tokens[start:end] = ids
+    self.mask[start:end] = [0] * len(ids)
+    self.logprobs[start:end] = [0.0] * len(ids)
+    shift = len(ids) - (end - start)
+    turn.update(end=start + len(ids), text=text, full_text=turn['text'])
+    for later in self.turns[k + 1:]:
+      later['start'] += shift
+      later['end'] += shift
 
   def finish(self, reason: str) -> None:
     if not self.done:
@@ -199,6 +232,8 @@ def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int,
     text = cfg.error_template.format(error=res.error) if res.error else res.text
     ids, room = [], True
     if text:
+      if cfg.compress_history:
+        ep.compress()
       try:
         ids = tok_lib.encode(tokenizer, _observation_text(tokenizer, cfg.env_template, text))
       except Exception as e:  # noqa: BLE001 - text the tokenizer cannot encode: no observation
@@ -206,6 +241,9 @@ def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int,
         text = f'[unencodable observation: {env_lib.error_text(e)}]'
       room = ep.add('env', ids, [0.0] * len(ids), text, cfg.max_total_tokens)
       ids = ep.tokens[ep.turns[-1]['start']:]
+      if cfg.compress_history and res.brief is not None and not res.error:
+        ep.turns[-1].update(brief=res.brief, brief_ids=tok_lib.encode(
+            tokenizer, _observation_text(tokenizer, cfg.env_template, res.brief)))
     if res.done:
       ep.finish('env_done')
     elif not room:
@@ -338,7 +376,9 @@ def _rollout_cached(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, eos_i
 
 
 def rollout(model, tokenizer, prompts: Sequence[Sequence[int] | str], env,
-            config: AgentConfig, *, rng, mesh=None) -> tuple[Rollout, list[Episode]]:
+            config: AgentConfig, *, rng, mesh=None,
+            brief_prompts: Sequence[Sequence[int] | str] | None = None
+            ) -> tuple[Rollout, list[Episode]]:
   """Runs a batch of multi-turn episodes.
 
   Args:
@@ -348,14 +388,23 @@ def rollout(model, tokenizer, prompts: Sequence[Sequence[int] | str], env,
     env: a `core.env.Environment` or `env(rows, turns) -> observations`.
     config: AgentConfig. rng: a PRNG key (folded with the round). mesh: optional; the
       re-prefill loop shards over it, the cached loop runs where the params are.
+    brief_prompts: with `config.compress_history`, each prompt's form once its first
+      observation has been answered (e.g. the first page replaced by a placeholder).
   Returns:
     (Rollout with [B, T = max_total_tokens] completions, host-side Episodes).
   """
   pair = sampler.split(model, mesh)
-  episodes = [Episode(list(tok_lib.encode(tokenizer, p) if isinstance(p, str) else p))
-              for p in prompts]
+  as_ids = lambda p: list(tok_lib.encode(tokenizer, p) if isinstance(p, str) else p)  # noqa: E731
+  episodes = [Episode(as_ids(p)) for p in prompts]
   if not episodes or min(len(ep.prompt) for ep in episodes) == 0:
     raise ValueError('prompts: every episode needs a non-empty prompt')
+  if brief_prompts is not None:
+    if not config.compress_history:
+      raise ValueError('brief_prompts are used only with AgentConfig.compress_history=True')
+    if len(brief_prompts) != len(episodes):
+      raise ValueError(f'brief_prompts: {len(brief_prompts)} for {len(episodes)} prompts')
+    for ep, p in zip(episodes, brief_prompts):
+      ep.brief_prompt = as_ids(p) or None
   eos_ids, pad_id = tok_lib.stop_token_ids(tokenizer), tokenizer.pad_token_id
   if config.kv_reuse:
     _rollout_cached(pair, tokenizer, episodes, env, config, rng, eos_ids, pad_id)

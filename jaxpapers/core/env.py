@@ -6,10 +6,12 @@ An environment runs a batch of episodes at a time, row i on `tasks[i]`:
   env.step(rows, turns) -> [obs]   the policy turns of the rows awaiting an answer, batched
   env.score(row, episode) -> Outcome | float   at episode end: reward, named components, info
 
-An observation is an `Observation` (text, done, tool_call, invalid), or any object with
-`.text` and `.done`, a `(text, done)` pair, a string (not done) or None (done). `tool_call`
-and `invalid` feed the per-step counts (Search-R1's `retrieval.env.Observation` is read via
-its `is_search` / `valid` fields).
+An observation is an `Observation` (text, done, tool_call, invalid, brief), or any object
+with `.text` and `.done`, a `(text, done)` pair, a string (not done) or None (done).
+`tool_call` and `invalid` feed the per-step counts (Search-R1's `retrieval.env.Observation`
+is read via its `is_search` / `valid` fields). `brief`, when not None, is the text that
+replaces the observation in the context once a newer one arrives (history compression, as
+WebAgent-R1 keeps only the current page; `AgentConfig.compress_history`).
 
 Faults never crash a run: `call_step` retries a failing batch row by row and turns an
 exception, a malformed observation or a call that runs past `timeout_s` into an error for
@@ -50,6 +52,7 @@ class Observation:
   done: bool = False      # the episode ends after this turn
   tool_call: bool = False  # the turn called a tool
   invalid: bool = False    # the turn held no well-formed action
+  brief: str | None = None  # replaces `text` in the context once a newer observation exists
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +69,7 @@ class StepResult:
   error: str = ''          # '' unless the env failed on this row
   tool_call: bool = False
   invalid: bool = False
+  brief: str | None = None
 
 
 class Environment:
@@ -139,7 +143,10 @@ def normalise(obs) -> StepResult:
   if isinstance(getattr(obs, 'text', None), str) and hasattr(obs, 'done'):
     tool = getattr(obs, 'tool_call', getattr(obs, 'is_search', False))
     invalid = getattr(obs, 'invalid', not getattr(obs, 'valid', True))
-    return StepResult(obs.text, bool(obs.done), '', bool(tool), bool(invalid))
+    brief = getattr(obs, 'brief', None)
+    if brief is not None and not isinstance(brief, str):
+      raise TypeError(f'malformed observation: brief must be str or None, got {brief!r:.80}')
+    return StepResult(obs.text, bool(obs.done), '', bool(tool), bool(invalid), brief)
   raise TypeError(f'malformed observation {obs!r:.80}; expected (text, done), str, None or '
                   'an object with .text and .done')
 

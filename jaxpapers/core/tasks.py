@@ -132,6 +132,8 @@ class PromptSet:
   reward: object                   # (completion text, answer) -> float in [0, 1]
   sft: list[dict]                  # padded SFT examples for an optional warm-up
   tasks: list | None = None        # core.env.Task per prompt, for multi-turn envs
+  brief_prompt_ids: list | None = None  # each prompt once its first observation is answered
+                                        # (agent rollouts with rollout.compress_history)
 
   def decode(self, ids) -> str:
     return self.tokenizer.decode(ids, skip_special_tokens=True) if hasattr(

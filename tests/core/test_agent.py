@@ -257,3 +257,67 @@ def test_rollout_chat_observations(pair, tok):
     env_turn = ep.turns[1]
     ids = ep.tokens[env_turn['start']:env_turn['end']]
     assert tok.decode(ids) == tok_lib.chat_turn_delta(tok, 'user', f'<i>{i}</i>')
+
+
+class PagesEnv:
+  """Each answer shows a long page; its brief is a short placeholder (history compression)."""
+
+  def __init__(self, brief='<p>'):
+    self.brief, self.round = brief, {}
+
+  def __call__(self, rows, turns):
+    out = []
+    for r in rows:
+      k = self.round[r] = self.round.get(r, 0) + 1
+      text = f'<page {r} round {k}: ' + 'x ' * 6 + '>'
+      out.append(env_lib.Observation(text, brief=text if self.brief is None else self.brief))
+    return out
+
+
+def test_compressed_history_keeps_policy_turns_and_only_the_newest_page(pair, tok, prompts):
+  cfg = _config(max_turns=4, max_total_tokens=96, kv_reuse=False, compress_history=True)
+  briefs = [tok_lib.encode(tok, f'Q{i}') for i in range(len(prompts))]
+  out, episodes = agent.rollout(pair, tok, prompts, PagesEnv(), cfg, rng=jax.random.key(3),
+                                brief_prompts=briefs)
+  placeholder = tok_lib.encode(tok, cfg.env_template.format(text='<p>'))
+  for i, ep in enumerate(episodes):
+    env_turns = [t for t in ep.turns if t['role'] == 'env']
+    assert len(env_turns) == 3 and ep.prompt == briefs[i]   # the prompt's page is gone too
+    for t in env_turns[:-1]:
+      assert ep.tokens[t['start']:t['end']] == placeholder and t['text'] == '<p>'
+      assert t['full_text'].startswith(f'<page {i} round')
+    last = env_turns[-1]
+    assert last['text'] == f'<page {i} round 3: ' + 'x ' * 6 + '>'
+    spans = [(t['start'], t['end']) for t in ep.turns]   # spans tile the token store
+    assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert spans[-1][1] == len(ep.tokens) == len(ep.mask) == len(ep.logprobs)
+    assert np.asarray(out.prompt_tokens[i])[np.asarray(out.prompt_mask[i]) > 0].tolist() == \
+        briefs[i]
+  # The last policy turn was sampled on exactly the final (compressed) context.
+  last_turn = np.asarray(out.segment_ids) == np.asarray(out.segment_ids).max(1, keepdims=True)
+  out = out.replace(policy_mask=np.asarray(out.policy_mask) * last_turn)
+  _assert_logprobs_match_forward(pair, out, cfg.temperature)
+
+
+def test_compression_with_unchanged_briefs_equals_the_plain_rollout(pair, tok, prompts):
+  plain_cfg = _config(max_turns=3, max_total_tokens=80, kv_reuse=False)
+  plain, plain_eps = agent.rollout(pair, tok, prompts, PagesEnv(brief=None), plain_cfg,
+                                   rng=jax.random.key(5))
+  same, same_eps = agent.rollout(pair, tok, prompts, PagesEnv(brief=None),
+                                 dataclasses.replace(plain_cfg, compress_history=True),
+                                 rng=jax.random.key(5), brief_prompts=prompts)
+  np.testing.assert_array_equal(np.asarray(plain.tokens), np.asarray(same.tokens))
+  np.testing.assert_array_equal(np.asarray(plain.policy_mask), np.asarray(same.policy_mask))
+  assert [ep.end_reason for ep in plain_eps] == [ep.end_reason for ep in same_eps]
+
+
+def test_compression_config_errors(pair, tok, prompts):
+  with pytest.raises(ValueError, match='kv_reuse=False'):
+    _config(compress_history=True)
+  with pytest.raises(ValueError, match='compress_history'):
+    agent.rollout(pair, tok, prompts, PagesEnv(), _config(), rng=jax.random.key(0),
+                  brief_prompts=prompts)
+  with pytest.raises(ValueError, match='brief_prompts: 1 for 3'):
+    agent.rollout(pair, tok, prompts, PagesEnv(),
+                  _config(kv_reuse=False, compress_history=True), rng=jax.random.key(0),
+                  brief_prompts=prompts[:1])

@@ -68,6 +68,7 @@ DEFAULTS = {
     'grpo.dynamic_sampling': False, 'grpo.max_resample_rounds': 3,
     'grpo.mask_truncated_completions': False, 'grpo.is_correction': 'none',
     'grpo.is_cap': 2.0, 'lora.rank': 0, 'resume_params_only': False,
+    'rollout.compress_history': False,
 }
 
 
@@ -97,7 +98,8 @@ def agent_config(config) -> agent_lib.AgentConfig:
       end_on_eos=r.end_on_eos, on_error=r.on_error, env_timeout_s=r.env_timeout_s,
       error_template=r.get('error_template', agent_lib.ERROR_TEMPLATE),
       temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
-      prompt_bucket=config.prompt_bucket, kv_reuse=r.kv_reuse)
+      prompt_bucket=config.prompt_bucket, kv_reuse=r.kv_reuse,
+      compress_history=opt(config, 'rollout.compress_history'))
 
 
 def lora_config(config) -> lora_lib.LoraConfig | None:
@@ -220,9 +222,13 @@ def agent_rollout(params, graphdef, prompts, idx, config, rng, mesh, temperature
   cfg = agent_config(config)
   if temperature is not None:
     cfg = dataclasses.replace(cfg, temperature=temperature)
+  briefs = getattr(prompts, 'brief_prompt_ids', None)
   out, episodes = agent_lib.rollout((graphdef, params), prompts.tokenizer,
                                     [prompts.prompt_ids[i] for i in rows], env, cfg, rng=rng,
-                                    mesh=mesh)
+                                    mesh=mesh, brief_prompts=(
+                                        [briefs[i] for i in rows]
+                                        if briefs is not None and cfg.compress_history
+                                        else None))
   outcomes = [env_lib.call_score(env, r, ep, config.rollout.env_timeout_s)
               for r, ep in enumerate(episodes)]
   arrays = traj_lib.batch_arrays(out, episodes, opt(config, 'grpo.mask_truncated_completions'))
