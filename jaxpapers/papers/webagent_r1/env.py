@@ -59,6 +59,7 @@ class Row:
   answer: str | None = None     # exit's message
   done: bool = False
   died: bool = False
+  outcome: object = None        # the checker's Outcome, once scored (scoring may navigate)
 
 
 def webarena_dict(task) -> dict:
@@ -197,7 +198,10 @@ class WebEnv(env_lib.Environment):
                        brief=prompts.next_turn(row.turns, prompts.PLACEHOLDER, error))
 
   def score(self, row: int, episode=None) -> env_lib.Outcome:
+    """The checker's verdict on the row's final state (computed once: checking navigates)."""
     r = self.rows[row]
+    if r.outcome is not None:
+      return r.outcome
     reward = 0.0
     if not r.died and r.backend is not None:
       try:
@@ -206,7 +210,8 @@ class WebEnv(env_lib.Environment):
         reward = 0.0
     info = {'steps': float(r.turns), 'errors': float(r.errors), 'invalid': float(r.invalid),
             'page_errors': float(r.page_errors), 'exited': float(r.answer is not None)}
-    return env_lib.Outcome(reward, {'success': reward}, info)
+    r.outcome = env_lib.Outcome(reward, {'success': reward}, info)
+    return r.outcome
 
 
 def _answer_text(turn: str) -> str:

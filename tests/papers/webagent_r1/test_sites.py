@@ -1,4 +1,4 @@
-"""The generated sites: deterministic worlds, per-session state, post-redirect-get, a real server."""
+"""The generated sites: deterministic worlds, per-session state, post-redirect-get, serving."""
 import asyncio
 import urllib.request
 

@@ -42,7 +42,8 @@ def router(world: world_lib.World, sessions: common.Sessions, per_page: int) -> 
 
   def order_row(o: world_lib.Order) -> str:
     name = world.customer(o.customer).name
-    return f'{link(f"/admin/order/{o.id}", f"#{o.id}")} {esc(name)} {o.status} {world_lib.money(o.total)}'
+    order = link(f'/admin/order/{o.id}', f'#{o.id}')
+    return f'{order} {esc(name)} {o.status} {world_lib.money(o.total)}'
 
   @r.get('/')
   async def home(request: fastapi.Request):

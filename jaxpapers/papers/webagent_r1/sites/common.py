@@ -2,8 +2,8 @@
 
 State is per browser session (the `sid` cookie), so parallel episodes never see each other's carts,
 replies or edits; an unknown or missing cookie starts a clean session. Each session keeps only its
-changes over the immutable generated world (`world.py`). Forms are posted url-encoded and parsed here
-(no multipart dependency), and every POST answers 303 to a GET page (post-redirect-get), so a
+changes over the immutable generated world (`world.py`). Forms are posted url-encoded and parsed
+here (no multipart dependency), and every POST answers 303 to a GET page (post-redirect-get), so a
 browser's history holds only GETs and back/forward re-fetch the same pages in every backend.
 """
 from __future__ import annotations
