@@ -152,6 +152,13 @@ class WebEnv(env_lib.Environment):
     return env_lib.Task(prompt=self.prompt(d), meta={'webarena': d,
                                                      'brief_prompt': self.brief_prompt(d)})
 
+  def split_tasks(self, task_seed: int = 0, test_percent: int = 20
+                  ) -> tuple[list[env_lib.Task], list[env_lib.Task]]:
+    """(train, test) core Tasks on this env's world, split by `tasks.split`'s rule."""
+    train, test = tasks_lib.split(tasks_lib.generate(self.world_seed, task_seed),
+                                  test_percent=test_percent)
+    return [self.make_task(d) for d in train], [self.make_task(d) for d in test]
+
   # -- episodes
 
   def step(self, rows, turns) -> list:

@@ -48,6 +48,13 @@ def test_prompts_and_core_tasks(env, all_tasks):
   assert task.meta['webarena'] is d
 
 
+def test_split_tasks_are_core_tasks_with_prompts(env):
+  train, test = env.split_tasks()
+  assert len(train) > len(test) > 0
+  assert all(t.prompt.startswith('Task Instruction: ') and 'Round 0' in t.prompt for t in test)
+  assert {t.meta['webarena']['template'] for t in test} & set(tasks_lib.TEST_TEMPLATES)
+
+
 @pytest.mark.parametrize('template', ['shop_cheapest', 'forum_reply', 'admin_address',
                                       'admin_total'])
 def test_expert_replay_through_the_env_succeeds(all_tasks, template):
