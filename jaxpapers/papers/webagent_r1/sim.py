@@ -5,14 +5,15 @@ cookies (one session per SimBackend), writes typed text, checked boxes and selec
 DOM's attributes, submits forms as HTML does (named fields in document order, checked boxes and
 radios only, a select's chosen option value, the submitter button's name/value; GET forms become
 query strings, POST forms url-encoded bodies), and keeps a history for back/forward. Requests go
-straight to the app (no sockets); each runs on a fresh asyncio loop, so a backend works from any
-thread. No JavaScript or CSS: the generated sites use neither.
+straight to the app (no sockets), each on a fresh asyncio loop, so a backend works from any thread
+(in a thread that runs a loop, on a helper thread). No JavaScript or CSS: the sites use neither.
 
 An HTTP error status (>= 400) still loads the error page, then raises `PageError`.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import urllib.parse
 
 from jaxpapers.papers.webagent_r1 import backend as backend_lib
@@ -51,7 +52,7 @@ class SimBackend(backend_lib.Backend):
   def _fetch(self, method: str, url: str, body: bytes = b'') -> tuple[int, str, str]:
     """(status, final url, html) after following redirects."""
     for _ in range(MAX_REDIRECTS):
-      status, headers, content = asyncio.run(self._asgi(method, url, body))
+      status, headers, content = _run(self._asgi(method, url, body))
       location = headers.get('location')
       if status in (301, 302, 303, 307, 308) and location:
         url = urllib.parse.urljoin(url, location)
@@ -237,6 +238,16 @@ class SimBackend(backend_lib.Backend):
     else:
       self._load('GET', urllib.parse.urlsplit(action)._replace(
           query=urllib.parse.urlencode(fields), fragment='').geturl())
+
+
+def _run(coro):
+  """Runs a coroutine to the end from sync code, also when this thread runs an event loop."""
+  try:
+    asyncio.get_running_loop()
+  except RuntimeError:
+    return asyncio.run(coro)
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    return pool.submit(asyncio.run, coro).result()
 
 
 def _set_flag(node, attr: str, on: bool) -> None:

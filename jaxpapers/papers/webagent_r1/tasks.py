@@ -22,7 +22,6 @@ neither set, so train and test share no template of `test_templates` and no enti
 from __future__ import annotations
 
 import random
-import urllib.parse
 import zlib
 
 from jaxpapers.papers.webagent_r1.sites import world as world_lib
@@ -223,9 +222,3 @@ def split(tasks: list[dict], test_templates=TEST_TEMPLATES, test_percent: int = 
     elif not any(out) and task['template'] not in test_templates:
       train.append(task)
   return train, test
-
-
-def path_of(url: str) -> str:
-  """The path and query of a URL (what the agent's location means on our sites)."""
-  parts = urllib.parse.urlsplit(url)
-  return parts.path + (f'?{parts.query}' if parts.query else '')

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import pathlib
-import re
 
 from jaxpapers.core import env as env_lib
 from jaxpapers.papers.webagent_r1 import checkers
@@ -75,7 +74,3 @@ def to_task(task: dict) -> env_lib.Task:
 
 def sites_of(tasks: list[dict]) -> set[str]:
   return {s for t in tasks for s in t['sites']}
-
-
-def placeholders_in(task: dict) -> set[str]:
-  return set(re.findall(r'__[A-Z_]+?__', json.dumps(task)))

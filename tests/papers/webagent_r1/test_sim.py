@@ -1,4 +1,5 @@
 """The sim backend: browser-like form submission, redirects, history, errors and run_action."""
+import asyncio
 import urllib.parse
 
 import fastapi
@@ -174,3 +175,11 @@ def test_make_looks_up_backends_by_name(app):
   assert isinstance(backend_lib.make('sim', app), sim.SimBackend)
   with pytest.raises(ValueError, match='sim'):
     backend_lib.make('netscape', app)
+
+
+def test_works_inside_a_running_event_loop(app):
+  async def inside():
+    b = sim.SimBackend(app)
+    b.goto('/forum/')
+    return b.observe().text
+  assert 'Boards:' in asyncio.run(inside())
