@@ -14,8 +14,10 @@ import fastapi
 from jaxpapers.papers.webagent_r1.sites import common
 from jaxpapers.papers.webagent_r1.sites import world as world_lib
 
-esc, link = common.esc, common.link
+esc, link, money = common.esc, common.link, world_lib.money
 ADDRESS_FIELDS = ('street', 'city', 'state', 'zip')
+NAV = ' '.join(link(h, t) for h, t in (('/admin/', 'Dashboard'), ('/admin/orders', 'Orders'),
+                                       ('/admin/customers', 'Customers')))
 
 
 def current(world: world_lib.World, s: common.Session, oid: int) -> world_lib.Order | None:
@@ -29,47 +31,45 @@ def current(world: world_lib.World, s: common.Session, oid: int) -> world_lib.Or
   return dataclasses.replace(order, status=edits.get('status', order.status), address=address)
 
 
-def router(world: world_lib.World, sessions: common.Sessions, per_page: int) -> fastapi.APIRouter:
-  r = fastapi.APIRouter(prefix='/admin')
-  nav = ' '.join(link(h, t) for h, t in (('/admin/', 'Dashboard'), ('/admin/orders', 'Orders'),
-                                         ('/admin/customers', 'Customers')))
+class Admin(common.Site):
+  PREFIX = '/admin'
+  ROUTES = (('GET', '/', 'home'), ('GET', '/orders', 'orders'), ('GET', '/order/{oid}', 'order'),
+            ('POST', '/order/{oid}/address', 'save_address'),
+            ('POST', '/order/{oid}/status', 'save_status'), ('GET', '/customers', 'customers'),
+            ('GET', '/customer/{cid}', 'customer'))
 
-  def session(request) -> common.Session:
-    return sessions.get(request.state.sid)[1]
+  def doc(self, title: str, body: str, status: int = 200):
+    return common.page_response(common.document(title, NAV, body), status)
 
-  def doc(title: str, body: str, status: int = 200):
-    return common.page_response(common.document(title, nav, body), status)
+  def not_found(self, what: str):
+    return self.doc('Not found', f'<p>No such {what}.</p>', 404)
 
-  def order_row(o: world_lib.Order) -> str:
-    name = world.customer(o.customer).name
+  def order_row(self, o: world_lib.Order) -> str:
     order = link(f'/admin/order/{o.id}', f'#{o.id}')
-    return f'{order} {esc(name)} {o.status} {world_lib.money(o.total)}'
+    return f'{order} {esc(self.world.customer(o.customer).name)} {o.status} {money(o.total)}'
 
-  @r.get('/')
-  async def home(request: fastapi.Request):
-    return doc('Admin', f'<p>{len(world.orders)} orders, {len(world.customers)} customers</p>')
+  async def home(self, request: fastapi.Request):
+    w = self.world
+    return self.doc('Admin', f'<p>{len(w.orders)} orders, {len(w.customers)} customers</p>')
 
-  @r.get('/orders')
-  async def orders(request: fastapi.Request, q: str = '', page: str = '1'):
-    s, needle = session(request), q.strip().lower().lstrip('#')
-    found = [current(world, s, o.id) for o in reversed(world.orders)]
+  async def orders(self, request: fastapi.Request, q: str = '', page: str = '1'):
+    s, needle = self.session(request), q.strip().lower().lstrip('#')
+    found = [current(self.world, s, o.id) for o in reversed(self.world.orders)]
     if needle:
-      found = [o for o in found
-               if needle in str(o.id) or needle in world.customer(o.customer).name.lower()]
-    shown, footer = common.paginate(found, common.int_arg(page), per_page, '/admin/orders',
+      found = [o for o in found if needle in str(o.id)
+               or needle in self.world.customer(o.customer).name.lower()]
+    shown, footer = common.paginate(found, common.int_arg(page), self.per_page, '/admin/orders',
                                     {'q': q} if q else None)
     search = (f'<form action="/admin/orders" method="get"><input name="q" aria-label="Search" '
               f'placeholder="Order # or customer" value="{esc(q)}"><button>Search</button></form>')
-    rows = common.lines([order_row(o) for o in shown]) if shown else '<p>No orders.</p>'
-    return doc('Orders', f'{search}{rows}{footer}')
+    rows = common.lines([self.order_row(o) for o in shown]) if shown else '<p>No orders.</p>'
+    return self.doc('Orders', f'{search}{rows}{footer}')
 
-  @r.get('/order/{oid}')
-  async def order(request: fastapi.Request, oid: str, saved: str = ''):
-    o = current(world, session(request), int(oid)) if oid.isdigit() else None
+  async def order(self, request: fastapi.Request, oid: str, saved: str = ''):
+    o = current(self.world, self.session(request), int(oid)) if oid.isdigit() else None
     if o is None:
-      return doc('Not found', '<p>No such order.</p>', 404)
-    c = world.customer(o.customer)
-    a = o.address
+      return self.not_found('order')
+    c, a = self.world.customer(o.customer), o.address
     address = (f'<form action="/admin/order/{o.id}/address" method="post">'
                f'{common.text_input("street", "Street", a.street)}'
                f'{common.text_input("city", "City", a.city)}'
@@ -80,43 +80,44 @@ def router(world: world_lib.World, sessions: common.Sessions, per_page: int) -> 
               f'<button>Update status</button></form>')
     note = '<p>Saved.</p>' if saved else ''
     body = (f'{note}<p>{link(f"/admin/customer/{c.id}", c.name)} {o.date} Total: '
-            f'{world_lib.money(o.total)}</p>{address}{status}')
-    return doc(f'Order #{o.id}', body)
+            f'{money(o.total)}</p>{address}{status}')
+    return self.doc(f'Order #{o.id}', body)
 
-  async def edit(request, oid: str, keys, allowed: dict):
-    if not oid.isdigit() or world.order(int(oid)) is None:
-      return doc('Not found', '<p>No such order.</p>', 404)
+  async def edit(self, request, oid: str, keys, allowed: dict):
+    """Saves the posted `keys` of order `oid` (values outside `allowed` are ignored)."""
+    if not oid.isdigit() or self.world.order(int(oid)) is None:
+      return self.not_found('order')
     fields = await common.form_fields(request)
-    edits = session(request).order_edits.setdefault(int(oid), {})
+    edits = self.session(request).order_edits.setdefault(int(oid), {})
     for k in keys:
       value = fields.get(k, '').strip()
       if k in fields and (k not in allowed or value in allowed[k]):
         edits[k] = value
     return common.redirect(f'/admin/order/{oid}?saved=1')
 
-  @r.post('/order/{oid}/address')
-  async def save_address(request: fastapi.Request, oid: str):
-    return await edit(request, oid, ADDRESS_FIELDS, {'state': world_lib.STATES})
+  async def save_address(self, request: fastapi.Request, oid: str):
+    return await self.edit(request, oid, ADDRESS_FIELDS, {'state': world_lib.STATES})
 
-  @r.post('/order/{oid}/status')
-  async def save_status(request: fastapi.Request, oid: str):
-    return await edit(request, oid, ('status',), {'status': world_lib.STATUSES})
+  async def save_status(self, request: fastapi.Request, oid: str):
+    return await self.edit(request, oid, ('status',), {'status': world_lib.STATUSES})
 
-  @r.get('/customers')
-  async def customers(request: fastapi.Request, page: str = '1'):
-    ordered = sorted(world.customers, key=lambda c: c.name)
-    shown, footer = common.paginate(ordered, common.int_arg(page), per_page, '/admin/customers')
+  async def customers(self, request: fastapi.Request, page: str = '1'):
+    ordered = sorted(self.world.customers, key=lambda c: c.name)
+    shown, footer = common.paginate(ordered, common.int_arg(page), self.per_page,
+                                    '/admin/customers')
     rows = [link(f'/admin/customer/{c.id}', c.name) for c in shown]
-    return doc('Customers', f'{common.lines(rows)}{footer}')
+    return self.doc('Customers', f'{common.lines(rows)}{footer}')
 
-  @r.get('/customer/{cid}')
-  async def customer(request: fastapi.Request, cid: str):
-    c = world.customer(int(cid)) if cid.isdigit() else None
+  async def customer(self, request: fastapi.Request, cid: str):
+    c = self.world.customer(int(cid)) if cid.isdigit() else None
     if c is None:
-      return doc('Not found', '<p>No such customer.</p>', 404)
-    s = session(request)
-    mine = [current(world, s, o.id) for o in reversed(world.orders) if o.customer == c.id]
+      return self.not_found('customer')
+    s = self.session(request)
+    mine = [current(self.world, s, o.id) for o in reversed(self.world.orders)
+            if o.customer == c.id]
     rows = [f'{link(f"/admin/order/{o.id}", f"#{o.id}")} {o.date} {o.status}' for o in mine]
-    return doc(c.name, f'<p>{esc(c.email)} {len(mine)} orders</p>{common.lines(rows)}')
+    return self.doc(c.name, f'<p>{esc(c.email)} {len(mine)} orders</p>{common.lines(rows)}')
 
-  return r
+
+def router(world: world_lib.World, sessions: common.Sessions, per_page: int) -> fastapi.APIRouter:
+  return Admin(world, sessions, per_page).router()

@@ -16,6 +16,7 @@ import secrets
 import threading
 import urllib.parse
 
+import fastapi
 from fastapi import responses
 
 COOKIE = 'sid'
@@ -63,6 +64,24 @@ class Sessions:
 
   def __len__(self) -> int:
     return len(self._store)
+
+
+class Site:
+  """One site: its pages are async methods named in `ROUTES` (HTTP method, path, method name)."""
+  PREFIX = ''
+  ROUTES: tuple[tuple[str, str, str], ...] = ()
+
+  def __init__(self, world, sessions: Sessions, per_page: int):
+    self.world, self.sessions, self.per_page = world, sessions, per_page
+
+  def session(self, request) -> Session:
+    return self.sessions.get(request.state.sid)[1]
+
+  def router(self) -> fastapi.APIRouter:
+    r = fastapi.APIRouter(prefix=self.PREFIX)
+    for method, path, name in self.ROUTES:
+      r.add_api_route(path, getattr(self, name), methods=[method])
+    return r
 
 
 def esc(text) -> str:
