@@ -69,7 +69,12 @@ def webarena_dict(task) -> dict:
 
 @env_lib.ENVS.register('webagent')
 class WebEnv(env_lib.Environment):
-  """The generated sites through a `sim` or `chromium` backend; one session per row."""
+  """The generated sites through a `sim` or `chromium` backend; one session per row.
+
+  Config fields (all optional): backend ('sim' | 'chromium'), max_steps (policy turns per
+  episode, 15), world_seed (the sites' content, 0), items_per_page (list length, 5), site_url
+  (where the same sites already run for a browser; '' serves them from this process on first use).
+  """
 
   def __init__(self, config=None):
     super().__init__()

@@ -4,7 +4,9 @@
 user (search, follow links by their labels, page through lists with 'Next', fill forms, read the
 answer off the page) and returns the (think, action) steps it took, the think text in the
 reference's style (`# Element: the 'Search' box at the top`, `# Note: ...`, from the system prompt's
-examples). The steps are behaviour-cloning targets and drive the checker tests. It looks things up
+examples). The steps drive the checker tests; `demonstration` turns them into the chat the policy
+sees (the reference's user turns with each page, `<think> ... </think>\n<answer> ... </answer>`
+answers), the behaviour-cloning data. It looks things up
 on the pages, never in the world data; `task['expert']` is used only to cross-check a choice it
 made by reading (e.g. the cheapest item), raising `ExpertError` on disagreement.
 """
@@ -15,6 +17,7 @@ import re
 from jaxpapers.papers.webagent_r1 import actions
 from jaxpapers.papers.webagent_r1 import backend as backend_lib
 from jaxpapers.papers.webagent_r1 import page as page_lib
+from jaxpapers.papers.webagent_r1 import prompts
 
 MAX_PAGES = 40  # list pages scanned before giving up
 _KIND_WORDS = {'link': 'link', 'button': 'button', 'input': 'box', 'select': 'dropdown',
@@ -32,11 +35,13 @@ class Script:
   def __init__(self, backend: backend_lib.Backend):
     self.backend = backend
     self.steps: list[tuple[str, str]] = []
+    self.pages: list[str] = []  # the page text each step was chosen on
 
   def page(self) -> page_lib.Page:
     return self.backend.observe()
 
   def act(self, think: str, action: actions.Action) -> None:
+    self.pages.append(self.page().text)
     self.steps.append((think, actions.format_action(action)))
     if action.kind != actions.EXIT:
       backend_lib.run_action(self.backend, action)
@@ -237,10 +242,32 @@ PLANS = {f.__name__: f for f in (
     admin_latest)}
 
 
-def solve(task: dict, backend: backend_lib.Backend) -> list[tuple[str, str]]:
-  """Solves `task` (a WebArena-schema dict from tasks.py) from the backend's current page;
-  returns the (think, action text) steps, the last an `exit`."""
+def run(task: dict, backend: backend_lib.Backend) -> Script:
+  """Solves `task` (a WebArena-schema dict from tasks.py) from the backend's current page."""
   task = task.meta['webarena'] if hasattr(task, 'meta') else task
   script = Script(backend)
   PLANS[task['template']](script, task['instantiation_dict'], task.get('expert') or {})
-  return script.steps
+  return script
+
+
+def solve(task: dict, backend: backend_lib.Backend) -> list[tuple[str, str]]:
+  """The (think, action text) steps that solve `task`, the last an `exit`."""
+  return run(task, backend).steps
+
+
+def response(think: str, action: str) -> str:
+  """A policy turn in the reference's format."""
+  return f'<think> {think} </think>\n<answer> {action} </answer>'
+
+
+def demonstration(task: dict, backend: backend_lib.Backend) -> list[dict]:
+  """The expert's episode as chat messages (no system message): user turn k shows the page the
+  k-th answer was chosen on, exactly as WebEnv phrases it."""
+  task = task.meta['webarena'] if hasattr(task, 'meta') else task
+  script = run(task, backend)
+  messages = []
+  for k, (page, (think, action)) in enumerate(zip(script.pages, script.steps)):
+    user = prompts.first_turn(task['intent'], page) if k == 0 else prompts.next_turn(k, page)
+    messages += [{'role': 'user', 'content': user},
+                 {'role': 'assistant', 'content': response(think, action)}]
+  return messages

@@ -157,3 +157,22 @@ def test_core_call_step_reads_the_observation(env, all_tasks):
   assert res.text.startswith('Round 1\n\n<h1>Apparel</h1>') and not res.error
   if hasattr(res, 'brief'):
     assert res.brief == prompts.next_turn(1, prompts.PLACEHOLDER)
+
+
+@pytest.mark.parametrize('template', ['shop_buy', 'forum_post', 'admin_count'])
+def test_expert_demonstration_matches_the_env_turn_by_turn(all_tasks, template):
+  e = env_lib.WebEnv()
+  d = first(all_tasks, template)
+  b = sim.SimBackend(e.app)
+  b.goto(tasks_lib.resolve_url(d['start_url'], b.base_url))
+  chat = expert.demonstration(d, b)
+  assert [m['role'] for m in chat] == ['user', 'assistant'] * (len(chat) // 2)
+  assert chat[0]['content'] == e.prompt(d)
+  e.reset([d])
+  for k in range(1, len(chat), 2):
+    obs, = e.step([0], [chat[k]['content']])
+    if k + 1 < len(chat):
+      assert obs.text == chat[k + 1]['content']
+    else:
+      assert obs.done
+  assert e.score(0).reward == 1.0
