@@ -138,3 +138,7 @@ def _data_stats(t: tasks_lib.Tasks) -> dict:
           'tag_queries': len(t.tagging.inputs), 'profile_mean': float(np.mean(sizes)),
           'profile_min': int(np.min(sizes)), 'profile_max': int(np.max(sizes)),
           'labels': list(t.tagging.labels)}
+
+
+# The LLM experiment 'personaagent' registers itself (it builds on the stages above).
+from jaxpapers.papers.personaagent import llm_experiment  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
