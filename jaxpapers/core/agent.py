@@ -209,7 +209,9 @@ def _record_turn(ep: Episode, tokens, logps, finish, tokenizer, cfg: AgentConfig
   return None
 
 
-def _observation_text(tokenizer, template: str, text: str) -> str:
+def observation_text(tokenizer, template: str, text: str) -> str:
+  """An observation as the loop appends it (`AgentConfig.env_template`); demonstrations built
+  for a warm-up use it too, so they match what the policy will see."""
   if template.startswith('chat:'):   # only the new message's delta is tokenised
     return tok_lib.chat_turn_delta(tokenizer, template[len('chat:'):], text)
   return template.format(text=text)
@@ -235,7 +237,7 @@ def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int,
       if cfg.compress_history:
         ep.compress()
       try:
-        ids = tok_lib.encode(tokenizer, _observation_text(tokenizer, cfg.env_template, text))
+        ids = tok_lib.encode(tokenizer, observation_text(tokenizer, cfg.env_template, text))
       except Exception as e:  # noqa: BLE001 - text the tokenizer cannot encode: no observation
         ep.env_errors += 1
         text = f'[unencodable observation: {env_lib.error_text(e)}]'
@@ -243,7 +245,7 @@ def _env_round(env, tokenizer, episodes, pending, cfg: AgentConfig) -> dict[int,
       ids = ep.tokens[ep.turns[-1]['start']:]
       if cfg.compress_history and res.brief is not None and not res.error:
         ep.turns[-1].update(brief=res.brief, brief_ids=tok_lib.encode(
-            tokenizer, _observation_text(tokenizer, cfg.env_template, res.brief)))
+            tokenizer, observation_text(tokenizer, cfg.env_template, res.brief)))
     if res.done:
       ep.finish('env_done')
     elif not room:

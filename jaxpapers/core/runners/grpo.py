@@ -330,7 +330,7 @@ def reference_params(workdir, ckpt, state, abstract, fresh_start: bool):
     if not fresh_start:      # a run whose reference was not kept apart: its step 0
       return ckpt.restore(0, abstract).params
     ref.save(0, state, force=True)
-    return state.params
+    return jax.tree.map(jax.numpy.copy, state.params)   # the train step donates state's buffers
   finally:
     ref.close()
 

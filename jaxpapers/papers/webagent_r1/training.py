@@ -1,0 +1,133 @@
+"""WebAgent-R1's training data: prompts, their compressed forms and behaviour-cloning steps.
+
+Registered as the GRPO task 'webagent_sites' (`core.runners.grpo.TASKS`): `prompt_set(c, n,
+seed, split)` gives the generated sites' tasks of one split (`tasks.split`: held-out templates
+and entities), each prompt the reference's first user turn (task + Round 0 page), its brief
+form (the page replaced by `prompts.PLACEHOLDER`, what stays in the context once answered)
+and, for the train split, behaviour-cloning examples from the scripted expert.
+
+Demonstrations are one SFT example per step, as the policy sees that step in a rollout with
+history compression: the prompt (brief after step 0), earlier turns with their pages briefed,
+the newest page in full, then the trained step `<think> ... </think>\n<answer> ... </answer>`
+(the reference's format; the think text is the expert's "# Element: ..." note). The expert's
+steps are replayed through `WebEnv` itself, so every observation is the env's own text.
+
+Formats: 'char' (a character tokenizer over printable ASCII for a tiny policy trained from
+scratch: BOS + turn, observations appended as `\\n{text}\\n`) and 'chat' (an HF chat model:
+the reference's system prompt and turns through the tokenizer's chat template, observations
+as user messages).
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Callable
+
+import ml_collections
+
+from jaxpapers.core import agent as agent_lib
+from jaxpapers.core import tasks as core_tasks
+from jaxpapers.core import tokenizer as tok_lib
+from jaxpapers.papers.webagent_r1 import backend as backend_lib
+from jaxpapers.papers.webagent_r1 import env as env_lib
+from jaxpapers.papers.webagent_r1 import expert
+from jaxpapers.papers.webagent_r1 import prompts
+from jaxpapers.papers.webagent_r1 import tasks as tasks_lib
+
+CHARS = ''.join(chr(i) for i in range(32, 127)) + '\n'   # the generated sites are ASCII
+CHAR_TEMPLATE = '\n{text}\n'
+FORMATS = ('char', 'chat')
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+  tokenizer: object
+  prompt_ids: Callable[[str], list[int]]   # first user turn -> prompt token ids
+  env_template: str                        # AgentConfig.env_template for observations
+
+
+def make_format(c) -> Format:
+  """c.format 'char' | 'chat' (c.tokenizer: an HF name or dir for 'chat')."""
+  if c.format == 'char':
+    tok = core_tasks.CharTokenizer(chars=CHARS)
+    return Format(tok, lambda text: [tok.bos_token_id] + tok.encode(text + '\n'), CHAR_TEMPLATE)
+  if c.format == 'chat':
+    tok = tok_lib.load(c.tokenizer)
+    return Format(tok, lambda text: tok_lib.encode(
+        tok, tok_lib.chat_prompt(tok, text, system=prompts.SYSTEM_PROMPT)), 'chat:user')
+  raise ValueError(f'task.format: {c.format!r} is not one of {list(FORMATS)}')
+
+
+def policy_turn(think: str, action: str) -> str:
+  """One step in the reference's answer format."""
+  return f'<think> {think} </think>\n<answer> {action} </answer>'
+
+
+def env_config(c) -> dict:
+  """The WebEnv fields a task config shares with `config.env`."""
+  return dict(backend='sim', world_seed=c.world_seed, items_per_page=c.items_per_page,
+              max_steps=c.max_steps)
+
+
+def split_tasks(c, split: str) -> list[dict]:
+  train, test = tasks_lib.split(tasks_lib.generate(c.world_seed, c.task_seed))
+  return train if split == 'train' else test
+
+
+def expert_steps(env: env_lib.WebEnv, task: dict) -> list[tuple[str, object]]:
+  """(policy turn, env observation) per expert step, replayed through `env` (row 0)."""
+  with backend_lib.make('sim', env.app, '') as b:
+    b.goto(tasks_lib.resolve_url(task['start_url'], b.base_url))
+    steps = expert.solve(task, b)
+  env.reset([env.make_task(task)])
+  out = []
+  for think, action in steps:
+    turn = policy_turn(think, action)
+    out.append((turn, env.step([0], [turn])[0]))
+  return out
+
+
+def demonstrations(env: env_lib.WebEnv, task: dict, fmt: Format, seq_len: int) -> list[dict]:
+  """One SFT example per expert step, in the compressed context that step is taken in."""
+  full, brief = fmt.prompt_ids(env.prompt(task)), fmt.prompt_ids(env.brief_prompt(task))
+  steps = expert_steps(env, task)
+  shown = lambda text: agent_lib.observation_text(fmt.tokenizer, fmt.env_template, text)  # noqa: E731
+  examples = []
+  for k, (turn, _) in enumerate(steps):
+    segments = []
+    for j, (prev_turn, obs) in enumerate(steps[:k]):
+      page = obs.text if j == k - 1 else (obs.brief if obs.brief is not None else obs.text)
+      segments += [(prev_turn, 0), (shown(page), 0)]
+    examples.append(core_tasks.segments_example(fmt.tokenizer, brief if k else full,
+                                                segments + [(turn, 1)], seq_len))
+  return examples
+
+
+def prompt_set(c, n: int, seed: int, split: str) -> core_tasks.PromptSet:
+  """`n` tasks of `split` (all when n <= 0 or more than there are), seeded order."""
+  fmt = make_format(c)
+  env = env_lib.WebEnv(ml_collections.ConfigDict(env_config(c)))
+  pool = split_tasks(c, split)
+  random.Random(seed).shuffle(pool)
+  chosen = pool[:n] if 0 < n < len(pool) else pool
+  tasks = [env.make_task(d) for d in chosen]
+  demos = ([ex for d in chosen for ex in demonstrations(env, d, fmt, c.sft_seq_len)]
+           if split == 'train' else [])
+  env.close()
+  return core_tasks.PromptSet(
+      prompt_ids=[fmt.prompt_ids(t.prompt) for t in tasks],
+      answers=[d['intent'] for d in chosen], tokenizer=fmt.tokenizer, reward=None, sft=demos,
+      tasks=tasks, brief_prompt_ids=[fmt.prompt_ids(t.meta['brief_prompt']) for t in tasks])
+
+
+def check_env(config) -> None:
+  """The rollout and env settings a run depends on, with what is wrong named."""
+  if config.env.name != 'webagent':
+    raise ValueError(f"config.env.name: {config.env.name!r}; WebAgent-R1 runs 'webagent'")
+  if not config.rollout.compress_history or config.rollout.kv_reuse:
+    raise ValueError('config.rollout: WebAgent-R1 compresses history (compress_history=True, '
+                     'kv_reuse=False)')
+  if config.rollout.max_turns < config.env.max_steps:
+    raise ValueError(f'config.rollout.max_turns={config.rollout.max_turns} < '
+                     f'env.max_steps={config.env.max_steps}: episodes would stop early')
+
