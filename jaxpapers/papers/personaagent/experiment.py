@@ -102,7 +102,7 @@ def score(c, task: tasks_lib.LampTask, gold_path, pred_path) -> dict:
           'tag_f1': r['f1'], 'tag_f1_ci': r['f1_ci'], 'invalid_tags': r['invalid']}
 
 
-def _empty_row() -> dict:
+def empty_row() -> dict:
   keys = ('mae', 'rmse', 'tag_accuracy', 'tag_f1')
   return {**{k: None for k in keys}, **{f'{k}_ci': None for k in keys}}
 
@@ -123,16 +123,16 @@ def run(c, workdir: str) -> dict:
     for method, outputs in predictions[task.name].items():
       path = tasks_lib.write_outputs(work / 'predictions' / f'{method}_{task.name}.json',
                                      task.name, dict(zip((x['id'] for x in task.golds), outputs)))
-      rows.setdefault(method, _empty_row()).update(
+      rows.setdefault(method, empty_row()).update(
           score(c, task, files[task.name]['outputs'], path))
   results = {'methods': {m: rows[m] for m in c.methods if m in rows},
-             'data': _data_stats(t), **extra,
+             'data': data_stats(t), **extra,
              'build_s': build_s, 'wall_s': time.perf_counter() - start}
   metrics_core.write_json(work / 'results.json', results)
   return results
 
 
-def _data_stats(t: tasks_lib.Tasks) -> dict:
+def data_stats(t: tasks_lib.Tasks) -> dict:
   sizes = [len(t.splits[u].history) for u in t.users]
   return {'users': len(t.users), 'rating_queries': len(t.rating.inputs),
           'tag_queries': len(t.tagging.inputs), 'profile_mean': float(np.mean(sizes)),

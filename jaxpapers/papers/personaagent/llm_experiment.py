@@ -186,6 +186,22 @@ def curve(study: Study, ctx, by_it, logs) -> list[dict]:
   return out
 
 
+def baseline_rows(c, work, t: tasks_lib.Tasks, lamp, gold) -> dict:
+  """The non-LLM rows (experiment.predict) scored on the LLM rows' queries."""
+  sub = tasks_lib.Tasks(t.movies, t.splits, t.users, lamp[0], lamp[1])
+  bc = ml_collections.ConfigDict({'methods': tuple(c.baselines), 'mf': c.mf,
+                                  'memory': c.memory, 'seed': c.seed, 'eval': c.eval})
+  preds, _ = base.predict(bc, sub)
+  rows = {}
+  for task in lamp:
+    for method, outputs in preds[task.name].items():
+      got = [{'id': g['id'], 'answer': o, 'tool_calls': 0, 'invalid_actions': 0}
+             for g, o in zip(task.golds, outputs)]
+      rows.setdefault(method, base.empty_row()).update(
+          score_rows(c, work, task, gold[task.name], method, got))
+  return rows
+
+
 @registry.experiment('personaagent')
 def run(c, workdir: str) -> dict:
   validate(c)
@@ -217,29 +233,18 @@ def run(c, workdir: str) -> dict:
     for task in lamp:
       got = stage(f'{method}/{task.name}',
                   lambda: study.answers(method, agent_lib.METHODS[method], ctx, task))
-      rows.setdefault(method, base._empty_row()).update(  # pylint: disable=protected-access
+      rows.setdefault(method, base.empty_row()).update(
           score_rows(c, work, task, gold[task.name], method, got))
   if c.baselines:
-    sub = tasks_lib.Tasks(t.movies, t.splits, t.users, lamp[0], lamp[1])
-    bc = ml_collections.ConfigDict({'methods': tuple(c.baselines), 'mf': c.mf,
-                                    'memory': c.memory, 'seed': c.seed, 'eval': c.eval})
-    preds, _ = stage('baselines', lambda: base.predict(bc, sub))
-    for task in lamp:
-      for method, outputs in preds[task.name].items():
-        got = [{'id': g['id'], 'answer': o, 'tool_calls': 0, 'invalid_actions': 0}
-               for g, o in zip(task.golds, outputs)]
-        rows.setdefault(method, base._empty_row()).update(  # pylint: disable=protected-access
-            score_rows(c, work, task, gold[task.name], method, got))
+    rows.update(stage('baselines', lambda: baseline_rows(c, work, t, lamp, gold)))
   curve_rows = []
   if c.curve.users:
-    users = t.users[:c.curve.users]
     curve_by_it, curve_logs = stage('curve_alignment', lambda: study.align(
-        initial, users, c.curve.iterations, 'personas_curve'))
+        initial, t.users[:c.curve.users], c.curve.iterations, 'personas_curve'))
     curve_rows = stage('curve', lambda: curve(study, ctx, curve_by_it, curve_logs))
   results = {'methods': rows, 'alignment_by_iteration': curve_rows,
              'alignment_sim_mae': [row['sim_mae'] for row in logs],
-             'data': {**base._data_stats(t),  # pylint: disable=protected-access
-                      'llm_rating_queries': len(lamp[0].inputs),
+             'data': {**base.data_stats(t), 'llm_rating_queries': len(lamp[0].inputs),
                       'llm_tag_queries': len(lamp[1].inputs)},
              'llm': study.llm.stats, 'timings': timings, 'wall_s': time.perf_counter() - start}
   metrics_core.write_json(work / 'results.json', results)
