@@ -26,6 +26,7 @@ INSTALL_REQUIRES = [
     'uvicorn>=0.30',               # runs the retrieval server
     'requests>=2.31',              # HTTP retriever client
     'sacrebleu>=2.4',              # sentence BLEU n-gram counts (G-Zero duplication penalty)
+    'selenium>=4.20',              # drives headless Chromium (WebAgent-R1 chromium backend)
 ]
 
 EXTRAS = {
