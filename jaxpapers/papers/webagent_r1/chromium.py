@@ -19,7 +19,8 @@ miniwob.py) and the generated sites (sites.py) are checked against the `sim` bac
   failures (Chromium's chrome-error:// page, e.g. ERR_CONNECTION_REFUSED) and page-load timeouts
   are `PageError` too.
 - Actions are real input events: Selenium's click, clear + send_keys, an Enter key press, a click
-  on the chosen `<option>`, a pointer move for hover. So a hidden or covered element is an
+  on the chosen `<option>`, a pointer move for hover. A click whose element's centre is covered
+  goes to a visible part of it, as a person would click; a hidden or wholly covered element is an
   `ElementError`, and Enter follows the browser's implicit-submission rules (the `sim` backend's
   rule, submit with the form's first submit button, is what a browser does on forms that have
   one; a textarea gets a newline). Press Enter with nothing focused does nothing, as in `sim`.
@@ -130,6 +131,23 @@ return String(performance.timeOrigin);
 _PENDING_JS = """
 const e = window.__jpNav;
 return [String(performance.timeOrigin), !!(e && !e.defaultPrevented)];
+"""
+
+# An offset from the centre of arguments[0] to a point where it (or a child) is what a click
+# hits, or null; for elements partly covered by others (MiniWoB places widgets that overlap).
+_VISIBLE_POINT_JS = """
+const el = arguments[0];
+el.scrollIntoView({block: 'center', inline: 'center'});
+const r = el.getBoundingClientRect();
+const fractions = [0.5, 0.3, 0.7, 0.15, 0.85, 0.05, 0.95];
+for (const fy of fractions) for (const fx of fractions) {
+  const x = r.left + fx * r.width, y = r.top + fy * r.height;
+  const hit = document.elementFromPoint(x, y);
+  if (hit && (hit === el || el.contains(hit))) {
+    return [Math.round((fx - 0.5) * r.width), Math.round((fy - 0.5) * r.height)];
+  }
+}
+return null;
 """
 
 # Whether the tab shows only the blank page it was opened with.
@@ -243,7 +261,8 @@ class ChromiumBackend(backend_lib.Backend):
   def goto(self, url: str) -> None:
     full = urllib.parse.urljoin(self.base_url, url)
     with self._guard(f'goto {full}'):
-      if self._driver.execute_script(_BLANK_JS):
+      web = full.startswith(('http://', 'https://'))  # pages may not replace() to data: etc.
+      if web and self._driver.execute_script(_BLANK_JS):
         # A new tab's blank page is replaced, not kept in history: going back from the first
         # page does nothing, as in `sim`.
         before = self._arm()
@@ -287,7 +306,10 @@ class ChromiumBackend(backend_lib.Backend):
     with self._guard(f'click {k}'):
       el = self._element(k)
       before = self._arm()
-      el.click()
+      try:
+        el.click()
+      except selenium_errors.ElementClickInterceptedException:
+        self._click_visible_part(el)
       self._settle(before)
 
   def type(self, k: int, text: str) -> None:
@@ -356,6 +378,13 @@ class ChromiumBackend(backend_lib.Backend):
     if el is None:
       raise backend_lib.ElementError(f'no element {k} on the page')
     return el
+
+  def _click_visible_part(self, el) -> None:
+    """Clicks a point of `el` that no other element covers (its centre was covered)."""
+    offset = self._driver.execute_script(_VISIBLE_POINT_JS, el)
+    if offset is None:
+      raise backend_lib.ElementError('another element covers it')
+    ActionChains(self._driver).move_to_element_with_offset(el, *offset).click().perform()
 
   def _arm(self) -> str:
     """Watches for a load the next action starts; returns the current document's id."""

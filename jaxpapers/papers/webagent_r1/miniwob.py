@@ -282,12 +282,18 @@ class MiniWoBEnv(env_lib.Environment):
     name, seed = task.meta['miniwob'], task.meta['seed']
     row = Row(name, seed)
     start = time.perf_counter()
-    try:
-      session = self._session(i)
-      row.state = session.start(name, seed)
-      row.utterance, row.page = row.state.utterance, session.observe()
-    except (backend_lib.BrowserDied, backend_lib.PageError):
-      row.done = row.died = True
+    for attempt in range(2):  # a pooled browser may have died while idle: one fresh retry
+      try:
+        session = self._session(i)
+        row.state = session.start(name, seed)
+        row.utterance, row.page = row.state.utterance, session.observe()
+        break
+      except backend_lib.BrowserDied:
+        if attempt:
+          row.done = row.died = True
+      except backend_lib.PageError:
+        row.done = row.died = True
+        break
     self.reset_s.append(time.perf_counter() - start)
     return row
 

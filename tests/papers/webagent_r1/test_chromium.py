@@ -1,8 +1,8 @@
 """The chromium backend on the served sites: actions, form state, HTTP errors, a dead browser."""
 import os
+import pathlib
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
@@ -121,16 +121,23 @@ def test_chromium_reset_gives_a_fresh_session(b, site_url):
   assert b.observe().find('link', 'Cart (0)') is not None  # new cookie, new cart
 
 
-def _browser_pid(b) -> int:
-  out = subprocess.run(['pgrep', '-P', str(b._driver.service.process.pid)],
-                       capture_output=True, text=True, check=False).stdout.split()
-  return int(out[0])
+def browser_pid(b) -> int:
+  """The Chromium process that ChromeDriver started (its child, from /proc)."""
+  driver = b._driver.service.process.pid
+  for stat in pathlib.Path('/proc').glob('[0-9]*/stat'):
+    try:
+      fields = stat.read_text().rsplit(')', 1)[1].split()
+    except OSError:
+      continue
+    if int(fields[1]) == driver and fields[0] != 'Z':
+      return int(stat.parent.name)
+  raise AssertionError('no browser process under chromedriver')
 
 
 def test_chromium_killed_browser_is_browser_died_fast(site_url):
   b = chromium.ChromiumBackend(None, site_url)
   b.goto('/shop/')
-  os.kill(_browser_pid(b), signal.SIGKILL)
+  os.kill(browser_pid(b), signal.SIGKILL)
   start = time.monotonic()
   with pytest.raises(backend_lib.BrowserDied):
     b.click(0)

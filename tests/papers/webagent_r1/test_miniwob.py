@@ -2,6 +2,8 @@
 actions are error observations, and the experiment writes per-task success."""
 import importlib.util
 import json
+import os
+import signal
 import types
 
 import pytest
@@ -12,6 +14,7 @@ from jaxpapers.papers.webagent_r1 import chromium
 from jaxpapers.papers.webagent_r1 import miniwob
 from jaxpapers.papers.webagent_r1 import miniwob_eval
 from jaxpapers.papers.webagent_r1 import prompts
+from tests.papers.webagent_r1 import test_chromium
 
 pytestmark = pytest.mark.skipif(
     not chromium.browser_available() or importlib.util.find_spec('miniwob') is None,
@@ -134,3 +137,17 @@ def test_miniwob_envs_built_in_turn_reuse_pooled_browsers():
   second.reset([miniwob.make_task('click-test', 1)])
   assert second.start_s == [] and not second.rows[0].died  # no new Chromium started
   second.close()
+
+
+def test_miniwob_dead_browser_is_replaced_at_reset(env):
+  _start(env, 'click-test')
+  os.kill(test_chromium.browser_pid(env.sessions[0].backend), signal.SIGKILL)
+  row = _start(env, 'click-test', 1)
+  assert not row.died and row.page.elements
+
+
+def test_miniwob_partly_covered_button_is_clicked_where_visible(env):
+  row = _start(env, 'click-test-2', 112)  # at this seed button TWO covers ONE's centre
+  one = next(e for e in row.page.elements.values() if e.label == 'ONE')
+  assert env.step([0], [_reply(f'do(action="Click", element="{one.id}")')])[0].done
+  assert env.score(0).reward == 1.0
