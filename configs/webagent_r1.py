@@ -33,34 +33,36 @@ def get_config(arg=None):
   b.seed = 0
   b.task = ml_collections.ConfigDict(dict(
       name='webagent_sites', format='char', tokenizer='', task_seed=0, num_prompts=0,
-      num_eval=64,                # held-out tasks per evaluation (of 201)
-      sft_seq_len=1536, **sites))  # one BC example per expert step, compressed context
+      num_eval=48,                # held-out tasks per evaluation (of 201)
+      sft_seq_len=2176, **sites))  # one BC example per expert step (longest: 2,078 chars),
+                                   # padded to multiples of 256
   b.env = ml_collections.ConfigDict(dict(name='webagent', backend='sim', site_url='', **sites))
   b.eval_max_steps = (5, 10, 15)  # test-time interaction budgets
   b.scaling_policies = ('bc', 'r1')
   b.model = ml_collections.ConfigDict(dict(
-      preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
+      preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=True,
       overrides=dict(vocab_size=128, hidden_size=128, intermediate_size=384,
-                     num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                      head_dim=32)))
   b.warmup = ml_collections.ConfigDict(dict(   # behaviour cloning
-      steps=1200, batch_size=16, log_every=100,
-      optimizer=common.adamw(learning_rate=2e-3, warmup_steps=50, schedule='cosine')))
+      steps=500, batch_size=8, log_every=50,
+      optimizer=common.adamw(learning_rate=3e-3, warmup_steps=30, schedule='cosine')))
 
   # M-GRPO rollouts: one action per turn (stop at </answer>), the env's next turn appended.
   b.rollout = ml_collections.ConfigDict(dict(
-      source='agent', max_turns=15, max_turn_tokens=160, stop=('</answer>',),
+      source='agent', max_turns=15, max_turn_tokens=128, stop=('</answer>',),
       env_template='\n{text}\n', end_on_eos=True, on_error='message', env_timeout_s=30.0,
       kv_reuse=False, compress_history=True, credit='trajectory', gamma=1.0))
-  b.steps = 20                    # GRPO steps for R1 and for R1-Zero
-  b.prompts_per_step = 4
+  b.steps = 12                    # GRPO steps for R1 and for R1-Zero
+  b.prompts_per_step = 2          # x 4 generations: 8 trajectories of up to 2k tokens a step
   b.grpo = ml_collections.ConfigDict(dict(
       num_generations=4, num_iterations=1, loss_type='grpo', beta=0.001, epsilon=0.2,
       epsilon_high=0.0, kl_estimator='k3', dynamic_sampling=False, max_resample_rounds=3,
       mask_truncated_completions=False, is_correction='none', is_cap=2.0))
   b.advantages = ml_collections.ConfigDict(dict(
       estimator='grpo', scale_rewards='group', std_ddof=1, eps=1e-4, normalize=False))
-  b.max_new_tokens = 2560         # policy + env tokens per episode (15 compressed steps)
+  b.max_new_tokens = 2048         # policy + env tokens per episode (the expert's longest
+                                  # episode, 11 steps, fits; longer ones end on the budget)
   b.temperature = 1.0
   b.top_k = 0
   b.top_p = 1.0
@@ -78,7 +80,7 @@ def get_config(arg=None):
 
   if arg.tiny:
     c.seeds = [0]
-    b.task.num_eval, b.task.sft_seq_len = 4, 1024
+    b.task.num_prompts, b.task.num_eval, b.task.sft_seq_len = 16, 4, 1024
     b.warmup.steps, b.warmup.batch_size = 2, 4
     b.steps, b.prompts_per_step, b.grpo.num_generations = 2, 2, 2
     b.rollout.max_turn_tokens, b.max_new_tokens = 24, 512

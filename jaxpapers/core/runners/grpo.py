@@ -147,16 +147,24 @@ def validate(config) -> None:
 def sft_warm_up(params, graphdef, examples: list[dict], w, seed: int, writer,
                 prefix: str = 'warmup'):
   """`w.steps` SFT steps on padded `examples` (batches of `w.batch_size` drawn with
-  replacement), logged as `<prefix>_step` / `<prefix>_loss` at step 0. Returns the params."""
+  replacement), logged as `<prefix>_step` / `<prefix>_loss` at step 0. Returns the params.
+  Examples may be padded to a few lengths (long multi-turn demonstrations): each batch is
+  drawn from one length, picked in proportion to its count, so no batch pads to the longest."""
   if w.steps <= 0 or not examples:
     return params
   opt = train_lib.make_optimizer(dict(w.optimizer), w.steps)
   state = jax.jit(lambda p: train_lib.state_from_params(p, opt, seed))(params)
   step = jax.jit(sft_lib.make_train_step(graphdef, opt), donate_argnums=(0,))
   rng = np.random.default_rng(seed)
+  by_length: dict[int, list[int]] = {}
+  for j, ex in enumerate(examples):
+    by_length.setdefault(len(ex['tokens']), []).append(j)
+  groups = [np.array(v) for _, v in sorted(by_length.items())]
+  share = np.array([len(g) for g in groups]) / len(examples)
   bar = metrics_lib.progress(w.steps, desc=f'sft {prefix}')
   for i in range(1, w.steps + 1):
-    idx = rng.integers(0, len(examples), w.batch_size)
+    group = groups[rng.choice(len(groups), p=share)] if len(groups) > 1 else groups[0]
+    idx = group[rng.integers(0, len(group), w.batch_size)]
     batch = {k: np.stack([examples[j][k] for j in idx]) for k in examples[0]}
     state, m = step(state, batch, state.rng)
     bar.update(1)

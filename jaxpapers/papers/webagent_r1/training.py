@@ -37,6 +37,7 @@ from jaxpapers.papers.webagent_r1 import tasks as tasks_lib
 CHARS = ''.join(chr(i) for i in range(32, 127)) + '\n'   # the generated sites are ASCII
 CHAR_TEMPLATE = '\n{text}\n'
 FORMATS = ('char', 'chat')
+SFT_BUCKET = 256   # demonstration lengths round up to multiples of this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,11 +59,6 @@ def make_format(c) -> Format:
   raise ValueError(f'task.format: {c.format!r} is not one of {list(FORMATS)}')
 
 
-def policy_turn(think: str, action: str) -> str:
-  """One step in the reference's answer format."""
-  return f'<think> {think} </think>\n<answer> {action} </answer>'
-
-
 def env_config(c) -> dict:
   """The WebEnv fields a task config shares with `config.env`."""
   return dict(backend='sim', world_seed=c.world_seed, items_per_page=c.items_per_page,
@@ -82,13 +78,14 @@ def expert_steps(env: env_lib.WebEnv, task: dict) -> list[tuple[str, object]]:
   env.reset([env.make_task(task)])
   out = []
   for think, action in steps:
-    turn = policy_turn(think, action)
+    turn = expert.response(think, action)
     out.append((turn, env.step([0], [turn])[0]))
   return out
 
 
 def demonstrations(env: env_lib.WebEnv, task: dict, fmt: Format, seq_len: int) -> list[dict]:
-  """One SFT example per expert step, in the compressed context that step is taken in."""
+  """One SFT example per expert step, in the compressed context that step is taken in,
+  padded to a multiple of SFT_BUCKET (at most `seq_len`): the warm-up batches by length."""
   full, brief = fmt.prompt_ids(env.prompt(task)), fmt.prompt_ids(env.brief_prompt(task))
   steps = expert_steps(env, task)
   shown = lambda text: agent_lib.observation_text(fmt.tokenizer, fmt.env_template, text)  # noqa: E731
@@ -98,8 +95,10 @@ def demonstrations(env: env_lib.WebEnv, task: dict, fmt: Format, seq_len: int) -
     for j, (prev_turn, obs) in enumerate(steps[:k]):
       page = obs.text if j == k - 1 else (obs.brief if obs.brief is not None else obs.text)
       segments += [(prev_turn, 0), (shown(page), 0)]
-    examples.append(core_tasks.segments_example(fmt.tokenizer, brief if k else full,
-                                                segments + [(turn, 1)], seq_len))
+    prompt, segments = brief if k else full, segments + [(turn, 1)]
+    need = len(prompt) + sum(len(fmt.tokenizer.encode(t)) for t, _ in segments) + 1
+    examples.append(core_tasks.segments_example(
+        fmt.tokenizer, prompt, segments, min(seq_len, -(-need // SFT_BUCKET) * SFT_BUCKET)))
   return examples
 
 

@@ -1,0 +1,105 @@
+"""WebAgent-R1 training data and the BC -> M-GRPO experiment on the sim backend."""
+import json
+import os
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import webagent_r1 as config_lib
+from jaxpapers.papers.webagent_r1 import backend as backend_lib
+from jaxpapers.papers.webagent_r1 import env as env_lib
+from jaxpapers.papers.webagent_r1 import expert
+from jaxpapers.papers.webagent_r1 import prompts
+from jaxpapers.papers.webagent_r1 import tasks as tasks_lib
+from jaxpapers.papers.webagent_r1 import training
+
+
+@pytest.fixture(scope='module')
+def task_config():
+  return config_lib.get_config('tiny').base.task
+
+
+@pytest.fixture(scope='module')
+def train_set(task_config):
+  return training.prompt_set(task_config, 6, 0, 'train')
+
+
+def _decode(tok, ids, mask=None):
+  ids = [int(i) for i in ids if i > 2]   # drop PAD / BOS / EOS
+  return tok.decode(ids)
+
+
+def test_demonstration_contexts_are_the_references_compressed_history(task_config):
+  """Step k's context = the expert's chat up to user turn k through the reference's
+  compression (earlier pages -> placeholder, answers kept); its target = answer k."""
+  fmt = training.make_format(task_config)
+  env = env_lib.WebEnv(ml_collections.ConfigDict(training.env_config(task_config)))
+  task = training.split_tasks(task_config, 'train')[3]
+  examples = training.demonstrations(env, task, fmt, seq_len=4096)
+  with backend_lib.make('sim', env.app, '') as b:
+    b.goto(tasks_lib.resolve_url(task['start_url'], b.base_url))
+    chat = expert.demonstration(task, b)
+  assert len(examples) == len(chat) // 2 >= 2
+  tok = fmt.tokenizer
+  for k, ex in enumerate(examples):
+    tokens, loss = np.asarray(ex['tokens']), np.asarray(ex['loss_mask'])
+    n = int(np.asarray(ex['attention_mask']).sum())
+    assert len(tokens) % training.SFT_BUCKET == 0 and n <= len(tokens)
+    trained = tokens[:n][loss[:n] > 0]
+    assert trained[-1] == tok.eos_token_id
+    assert _decode(tok, trained) == chat[2 * k + 1]['content']
+    history = prompts.compress_history(chat[:2 * k + 1])
+    expected = ''.join(m['content'] + '\n' for m in history)
+    context = _decode(tok, tokens[:n][loss[:n] == 0])
+    assert context == expected, (k, context[-200:], expected[-200:])
+
+
+def test_prompt_set_prompts_and_briefs(train_set, task_config):
+  tok = train_set.tokenizer
+  assert len(train_set.prompt_ids) == len(train_set.brief_prompt_ids) == 6
+  assert len(train_set.sft) >= 6 * 2
+  for ids, brief, task in zip(train_set.prompt_ids, train_set.brief_prompt_ids,
+                              train_set.tasks):
+    intent = task.meta['webarena']['intent']
+    assert ids[0] == tok.bos_token_id and tok.decode(ids[1:]) == task.prompt + '\n'
+    assert tok.decode(brief[1:]) == prompts.first_turn(intent, prompts.PLACEHOLDER) + '\n'
+  test = training.prompt_set(task_config, 0, 0, 'test')
+  assert not test.sft and len(test.prompt_ids) == 201
+  train_templates = {t.meta['webarena']['template'] for t in train_set.tasks}
+  assert not train_templates & set(tasks_lib.TEST_TEMPLATES)
+
+
+def test_check_env_names_what_is_wrong():
+  c = config_lib.get_config('tiny').base
+  training.check_env(c)
+  for field, value, match in (('kv_reuse', True, 'compress_history'),
+                              ('max_turns', 2, 'max_turns=2')):
+    bad = c.copy_and_resolve_references()
+    bad.rollout[field] = value
+    with pytest.raises(ValueError, match=match):
+      training.check_env(bad)
+  with pytest.raises(ValueError, match="task.format: 'bpe'"):
+    training.make_format(ml_collections.ConfigDict(dict(format='bpe')))
+
+
+@pytest.mark.slow
+def test_bc_then_m_grpo_end_to_end(tmp_path):
+  """BC, 2 M-GRPO steps from it and from scratch, held-out evaluation with 2 budgets."""
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'jaxpapers.launch', '--config=configs/webagent_r1.py:tiny',
+       f'--workdir={tmp_path}'], env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / 'results.json').read_text())
+  seed = results['per_seed']['0']
+  for name in ('bc', 'r1', 'r1_zero'):
+    assert 0.0 <= seed[f'{name}_success'] <= 1.0
+  assert set(seed['success_by_max_steps']['r1']) == {'2', '3'}
+  rows = [json.loads(line) for line in (tmp_path / 'seed_0' / 'r1' / 'metrics.jsonl')
+          .read_text().splitlines()]
+  steps = [r for r in rows if r.get('step', 0) > 0 and 'reward' in r]
+  assert len(steps) == 2 and all(r['completion_tokens'] > 0 for r in steps)
+  assert all('reward/success' in r and r['turns'] >= 1 for r in steps)
