@@ -11,8 +11,10 @@ MiniWoB's raw reward > 0. The oracle reads only the page text and solves its tas
   python -m jaxpapers.launch --config=configs/webagent_miniwob.py --workdir=/tmp/miniwob
 
 Needs Debian chromium + chromium-driver and `pip install --no-deps miniwob`. Variants: `:test`
-(3 tasks, 1 seed). Runtime: about a minute (26 tasks x 5 seeds x 2 policies, ~0.1 s a step).
-Result: results.json, `miniwob_success` per task for `oracle` and `random` (README).
+(3 tasks, 1 seed). Runtime: about 75 s on 2 CPU cores (26 tasks x 5 seeds x 2 policies; a step
+~0.07 s, a new episode ~0.1 s, Chromium starts once in ~1 s). Result: results.json,
+`miniwob_success` (raw reward > 0) and `miniwob_perfect` per task for `oracle` and `random`:
+oracle 1.00 on its 25 tasks (also over 40 other seeds), random about 0.3.
 """
 import ml_collections
 

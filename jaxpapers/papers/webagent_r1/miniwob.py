@@ -21,8 +21,9 @@ Choices made here:
   and widgets that jQuery UI appends to `<body>` (dialogs) stay visible to the agent.
 - One browser per batch row, taken from a process-wide pool and given back on `close()`: a new
   episode reloads the task page in the same tab (~0.1 s) instead of starting Chromium (~1 s).
-- Reward: success = raw reward > 0 once MiniWoB says done (1.0 / 0.0); the raw reward is kept as
-  a component. An episode also ends on `exit(...)` (no success unless MiniWoB said done) or after
+- Reward: success = raw reward > 0 once MiniWoB says done (1.0 / 0.0), MiniWoB's own success
+  rule; the raw reward and `perfect` (raw reward 1) are kept as components, since a few tasks
+  (the checkbox ones) give partial credit, so a mostly right answer counts as a success. An episode also ends on `exit(...)` (no success unless MiniWoB said done) or after
   `max_steps` policy turns.
 """
 from __future__ import annotations
@@ -384,7 +385,8 @@ class MiniWoBEnv(env_lib.Environment):
     success = float(raw > 0)
     info = {'steps': float(r.turns), 'errors': float(r.errors), 'invalid': float(r.invalid),
             'exited': float(r.exited), 'died': float(r.died), 'miniwob_done': float(finished)}
-    return env_lib.Outcome(success, {'success': success, 'raw_reward': raw}, info)
+    return env_lib.Outcome(success, {'success': success, 'raw_reward': raw,
+                                     'perfect': float(raw >= 1.0)}, info)
 
 
 def _answer_text(turn: str) -> str:

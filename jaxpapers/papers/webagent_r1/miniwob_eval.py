@@ -12,8 +12,9 @@ template and generates; the two policies here read the same text:
 - `random_policy(seed)`: a uniformly random element; a text field gets a random word of the
   instruction, a dropdown a random option, anything else a click.
 
-`evaluate_policy` runs each task at each seed once and returns per-task success rates plus step
-latencies; the `webagent_miniwob` experiment writes both policies' numbers to results.json.
+`evaluate_policy` runs each task at each seed once and returns per-task success rates
+(`miniwob_success`; `miniwob_perfect` counts only full rewards) plus step latencies; the
+`webagent_miniwob` experiment writes both policies' numbers to results.json.
 """
 from __future__ import annotations
 
@@ -242,13 +243,15 @@ def run_episode(env: miniwob.MiniWoBEnv, policy_fn, task: str, seed: int) -> dic
     messages.append({'role': 'user', 'content': obs.text})
   outcome = env.score(0)
   return {'task': task, 'seed': seed, 'success': outcome.reward,
+          'perfect': outcome.components['perfect'],
           'raw_reward': outcome.components['raw_reward'], 'steps': outcome.info['steps'],
           'step_s': step_s, 'reset_s': env.reset_s[-1]}
 
 
 def evaluate_policy(policy_fn, tasks, seeds, max_steps: int = miniwob.MAX_STEPS,
                     env: miniwob.MiniWoBEnv | None = None) -> dict:
-  """Per-task success rate of `policy_fn` over `seeds`, and step/reset latency (seconds).
+  """Per-task success rate (raw reward > 0) and perfect rate (raw reward 1) of `policy_fn` over
+  `seeds`, and step/reset latency (seconds).
 
   A given `env` is reused (and its own max_steps applies); otherwise one is made and closed.
   """
@@ -259,10 +262,11 @@ def evaluate_policy(policy_fn, tasks, seeds, max_steps: int = miniwob.MAX_STEPS,
   finally:
     if own:
       env.close()
-  success = {t: statistics.fmean(e['success'] for e in episodes if e['task'] == t)
-             for t in tasks}
+  rate = lambda key: {t: statistics.fmean(e[key] for e in episodes if e['task'] == t)  # noqa: E731
+                      for t in tasks}
+  success = rate('success')
   steps = [s for e in episodes for s in e['step_s']]
-  return {'miniwob_success': success,
+  return {'miniwob_success': success, 'miniwob_perfect': rate('perfect'),
           'mean_success': statistics.fmean(success.values()),
           'step_s_median': statistics.median(steps), 'step_s_mean': statistics.fmean(steps),
           'reset_s_median': statistics.median(e['reset_s'] for e in episodes),

@@ -72,6 +72,7 @@ def test_miniwob_oracle_solves_its_tasks(env, seed):
   result = miniwob_eval.evaluate_policy(miniwob_eval.oracle_policy, miniwob_eval.ORACLE_TASKS,
                                         [seed], env=env)
   assert result['miniwob_success'] == {t: 1.0 for t in miniwob_eval.ORACLE_TASKS}
+  assert result['miniwob_perfect'] == result['miniwob_success']
   assert all(e['raw_reward'] == 1.0 for e in result['episodes'])
   assert 0 < result['step_s_median'] < 5
 
