@@ -78,6 +78,18 @@ def chat_turn_delta(tok, role: str, content: str, system: str | None = None) -> 
   tokenised: render a reference conversation ending in the new message and cut it right
   after the reference assistant turn's end-of-turn token (which the sampled turn holds).
   """
+  text, end, eot = _after_assistant_turn(tok, role, content, system)
+  return text[end + len(eot):]
+
+
+def end_of_turn(tok) -> str:
+  """The token text that closes an assistant turn in the tokenizer's chat template (e.g.
+  '<|im_end|>'): what a demonstration's turn ends with before the next message's delta."""
+  return _after_assistant_turn(tok, 'user', 'x')[2]
+
+
+def _after_assistant_turn(tok, role: str, content: str, system: str | None = None):
+  """(rendered reference chat, end of the assistant turn's text, its end-of-turn token)."""
   marker = 'ASSISTANT_TURN_END_MARKER'
   ref = [{'role': 'user', 'content': 'x'}, {'role': 'assistant', 'content': marker},
          {'role': role, 'content': content}]
@@ -88,4 +100,4 @@ def chat_turn_delta(tok, role: str, content: str, system: str | None = None) -> 
   if eot is None:
     raise ValueError('chat template: no end-of-turn token after an assistant turn; build the '
                      'observation text by hand (AgentConfig.env_template)')
-  return text[end + len(eot):]
+  return text, end, eot

@@ -26,6 +26,7 @@ from jaxpapers.core import metrics as metrics_lib
 from jaxpapers.core import registry
 from jaxpapers.core.runners import grpo as grpo_runner
 from jaxpapers.papers.webagent_r1 import env as env_lib  # noqa: F401 - registers 'webagent'
+from jaxpapers.papers.webagent_r1 import miniwob_eval  # noqa: F401 - registers 'webagent_miniwob'
 from jaxpapers.papers.webagent_r1 import training
 
 grpo_runner.TASKS.register('webagent_sites')(training.prompt_set)

@@ -15,7 +15,7 @@ steps are replayed through `WebEnv` itself, so every observation is the env's ow
 Formats: 'char' (a character tokenizer over printable ASCII for a tiny policy trained from
 scratch: BOS + turn, observations appended as `\\n{text}\\n`) and 'chat' (an HF chat model:
 the reference's system prompt and turns through the tokenizer's chat template, observations
-as user messages).
+as user messages; an earlier turn ends with the template's end-of-turn token, as sampled).
 """
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ class Format:
   tokenizer: object
   prompt_ids: Callable[[str], list[int]]   # first user turn -> prompt token ids
   env_template: str                        # AgentConfig.env_template for observations
+  turn_end: str = ''                       # what closes a policy turn before the next
+                                           # observation (chat: the end-of-turn token)
 
 
 def make_format(c) -> Format:
@@ -55,7 +57,8 @@ def make_format(c) -> Format:
   if c.format == 'chat':
     tok = tok_lib.load(c.tokenizer)
     return Format(tok, lambda text: tok_lib.encode(
-        tok, tok_lib.chat_prompt(tok, text, system=prompts.SYSTEM_PROMPT)), 'chat:user')
+        tok, tok_lib.chat_prompt(tok, text, system=prompts.SYSTEM_PROMPT)), 'chat:user',
+                  tok_lib.end_of_turn(tok))
   raise ValueError(f'task.format: {c.format!r} is not one of {list(FORMATS)}')
 
 
@@ -94,7 +97,7 @@ def demonstrations(env: env_lib.WebEnv, task: dict, fmt: Format, seq_len: int) -
     segments = []
     for j, (prev_turn, obs) in enumerate(steps[:k]):
       page = obs.text if j == k - 1 else (obs.brief if obs.brief is not None else obs.text)
-      segments += [(prev_turn, 0), (shown(page), 0)]
+      segments += [(prev_turn + fmt.turn_end, 0), (shown(page), 0)]
     prompt, segments = brief if k else full, segments + [(turn, 1)]
     need = len(prompt) + sum(len(fmt.tokenizer.encode(t)) for t, _ in segments) + 1
     examples.append(core_tasks.segments_example(

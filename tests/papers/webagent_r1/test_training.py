@@ -103,3 +103,33 @@ def test_bc_then_m_grpo_end_to_end(tmp_path):
   steps = [r for r in rows if r.get('step', 0) > 0 and 'reward' in r]
   assert len(steps) == 2 and all(r['completion_tokens'] > 0 for r in steps)
   assert all('reward/success' in r and r['turns'] >= 1 for r in steps)
+
+
+def test_chat_demonstrations_close_each_earlier_turn_with_end_of_turn():
+  """In chat format an earlier answer ends with '<|im_end|>' (as sampled) before the next
+  user message; the trained answer ends with EOS."""
+  c = config_lib.get_config('tiny').base.task.copy_and_resolve_references()
+  c.format, c.tokenizer = 'chat', 'qwen'
+  fmt = training.make_format(c)
+  assert fmt.turn_end == '<|im_end|>' and fmt.env_template == 'chat:user'
+  env = env_lib.WebEnv(ml_collections.ConfigDict(training.env_config(c)))
+  task = training.split_tasks(c, 'train')[0]
+  examples = training.demonstrations(env, task, fmt, seq_len=8192)
+  tok = fmt.tokenizer
+  ex = examples[1]
+  n = int(np.asarray(ex['attention_mask']).sum())
+  text = tok.decode(np.asarray(ex['tokens'])[:n].tolist())
+  assert text.startswith('<|im_start|>system\n' + prompts.SYSTEM_PROMPT[:40])
+  assert '</answer><|im_end|>\n<|im_start|>user\nRound 1\n\n' in text
+  assert prompts.PLACEHOLDER in text and text.endswith('</answer><|im_end|>')
+
+
+@pytest.mark.slow
+def test_qwen_recipe_runs_on_a_tiny_random_model(tmp_path):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'jaxpapers.launch', '--config=configs/webagent_qwen.py:test',
+       f'--workdir={tmp_path}'], env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  seed = json.loads((tmp_path / 'results.json').read_text())['per_seed']['0']
+  assert set(seed['success_by_max_steps']['bc']) == {'1', '2'}
