@@ -27,6 +27,7 @@ INSTALL_REQUIRES = [
     'requests>=2.31',              # HTTP retriever client
     'sacrebleu>=2.4',              # sentence BLEU n-gram counts (G-Zero duplication penalty)
     'selenium>=4.20',              # drives headless Chromium (WebAgent-R1 chromium backend)
+    'lxml>=5.0',                   # parses pages into the agent's simplified HTML (WebAgent-R1)
 ]
 
 EXTRAS = {

@@ -40,10 +40,10 @@ def get_config(arg=None):
   b.eval_max_steps = (5, 10, 15)  # test-time interaction budgets
   b.scaling_policies = ('bc', 'r1')
   b.model = ml_collections.ConfigDict(dict(
-      preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=True,
+      preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
       overrides=dict(vocab_size=128, hidden_size=128, intermediate_size=384,
-                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     head_dim=32)))
+                     num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                     head_dim=32)))   # 2 x 32 attention dims: 2k-token contexts stay cheap
   b.warmup = ml_collections.ConfigDict(dict(   # behaviour cloning
       steps=500, batch_size=8, log_every=50,
       optimizer=common.adamw(learning_rate=3e-3, warmup_steps=30, schedule='cosine')))
