@@ -8,9 +8,10 @@ non-LLM reference rows, with user-bootstrap intervals and the alignment curve E 
 Variants: `:tiny` (a random tiny Qwen3 with the real tokenizer, 4 users; tests),
 `:users=N`, `:model=smollm2-135m-instruct` (or any .gguf / HF dir). Every generation is
 cached (W/generations.jsonl), so rerunning the same command resumes.
-Cost (2 shared CPU cores, Qwen2.5-Coder-0.5B Q4_K_M dequantised to float32): prefill ~7 ms
-per prompt token, decode ~25 ms per token per row at batch 8; a user costs ~80 s (summary,
-3 alignment iterations, 6 methods x 2 queries), hence 32 users by default.
+Cost (2 CPU cores shared with other jobs, Qwen2.5-Coder-0.5B Q4_K_M dequantised to float32):
+prefill ~7 ms per prompt token and decode ~25 ms per token per row at batch 8 on a quiet
+box, 2-3x that under load; a user costs ~80-200 s (summary, 3 alignment iterations, 6
+methods x 3 queries), hence 16 users by default (the LLM rows are far from LaMP's scale).
 """
 import ml_collections
 
@@ -23,7 +24,7 @@ BASELINES = ('global_mean', 'user_mean', 'item_mean', 'mf', 'majority_label',
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, tiny=False, users=32, model='qwen2.5-coder-0.5b-instruct')
+  arg = common.parse_arg(arg, tiny=False, users=16, model='qwen2.5-coder-0.5b-instruct')
   c = ml_collections.ConfigDict()
   c.experiment = 'personaagent'   # jaxpapers/papers/personaagent/llm_experiment.py
   c.seed = 0                      # user sample, MF init, bootstrap draws

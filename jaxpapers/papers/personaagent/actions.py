@@ -9,7 +9,8 @@ observation naming the grammar (`invalid`, the episode goes on); a turn with nei
 action nor "Answer:" is taken as the answer (small models often answer directly), as is an
 EOS. Observations are appended inline ("\\nObservation: ...\\n") and sampling stops at "]"
 so a call is answered before the model goes on. The answer is the text after the last
-"Answer:" (else the last line that is not an action), with quotes, brackets and a trailing
+"Answer:" (else the last line that is not an action: a turn that stops after the word
+"Action" is an unfinished call, not the tag "action"), with quotes, brackets and a trailing
 full stop removed; tags are lower-cased (the label list is).
 """
 from __future__ import annotations
@@ -57,7 +58,8 @@ def final_answer(policy_text: str, task: str) -> str:
   if found:
     text = found[-1]
   else:
-    lines = [ln for ln in policy_text.splitlines() if ln.strip() and 'Action:' not in ln]
+    lines = [ln for ln in policy_text.splitlines()
+             if ln.strip() and not ln.strip().startswith('Action') and 'Action:' not in ln]
     text = lines[-1] if lines else ''
   text = text.strip().strip('"\'[]()` ').rstrip('.').strip()
   return text.lower() if task == tasks_lib.LAMP_2 else text

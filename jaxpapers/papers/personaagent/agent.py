@@ -14,8 +14,9 @@ Ablations (the paper removes one module each; how, where it is silent, is ours):
   w/o semantic   no summary block in the prompt (the persona, initialised from the summary
                  and aligned, stays: it is the persona component, not the memory);
   w/o actions    one greedy answer, no tools.
-Answers are cached per method and task as jsonl rows {id, key, output, answer, ...}
-(appended per batch; a row is reused when its prompt key matches).
+Answers are cached per method and task as jsonl rows {id, key, output, policy, answer, ...}
+(appended per batch; a row is reused when its prompt key matches, its answer re-extracted
+from the policy text so a change of the extraction rule needs no new generation).
 """
 from __future__ import annotations
 
@@ -85,11 +86,13 @@ def chat_for(q: Query, comp: Components, ctx: Context) -> tuple[str, str]:
   return system, prompts.agent_message(q.input, summary, records, comp.actions)
 
 
-def _load(path: pathlib.Path) -> dict[str, dict]:
+def _load(path: pathlib.Path, task: dict[str, str]) -> dict[str, dict]:
+  """Cached rows by id (task: id -> LaMP task name), answers re-extracted."""
   if not path.exists():
     return {}
   rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-  return {r['id']: r for r in rows}
+  return {r['id']: {**r, 'answer': actions.final_answer(r.get('policy', r['output']),
+                                                        task.get(r['id'], ''))} for r in rows}
 
 
 def _append(path: pathlib.Path, rows: Sequence[dict]) -> None:
@@ -108,7 +111,7 @@ def answer(queries: Sequence[Query], comp: Components, ctx: Context, llm: llm_li
   tokenizer) and `agent_cfg` / `env` are required."""
   chats = [chat_for(q, comp, ctx) for q in queries]
   keys = [llm_lib.prompt_key([s, u], answer_tokens) for s, u in chats]
-  done = _load(cache)
+  done = _load(cache, {q.id: q.task for q in queries})
   todo = [i for i, q in enumerate(queries) if done.get(q.id, {}).get('key') != keys[i]]
   for start in range(0, len(todo), batch_size):
     part = todo[start:start + batch_size]
@@ -116,8 +119,9 @@ def answer(queries: Sequence[Query], comp: Components, ctx: Context, llm: llm_li
       rows = _rollout([queries[i] for i in part], [chats[i] for i in part], llm, agent_cfg, env)
     else:
       texts = llm([chats[i] for i in part], answer_tokens)
-      rows = [{'output': t, 'answer': actions.final_answer(t, queries[i].task), 'turns': 1,
-               'tool_calls': 0, 'invalid_actions': 0} for i, t in zip(part, texts)]
+      rows = [{'output': t, 'policy': t, 'answer': actions.final_answer(t, queries[i].task),
+               'turns': 1, 'tool_calls': 0, 'invalid_actions': 0}
+              for i, t in zip(part, texts)]
     rows = [{'id': queries[i].id, 'key': keys[i], **r} for i, r in zip(part, rows)]
     _append(cache, rows)
     done.update({r['id']: r for r in rows})
@@ -131,7 +135,8 @@ def _rollout(queries, chats, llm, cfg: agent_core.AgentConfig, env: actions.Pers
            for x, q in zip(ids, queries)]
   env.reset(tasks)
   _, episodes = agent_core.rollout(llm.pair, llm.tok, ids, env, cfg, rng=jax.random.key(0))
-  return [{'output': ep.text(), 'answer': actions.final_answer(ep.policy_text(), q.task),
+  return [{'output': ep.text(), 'policy': ep.policy_text(),
+           'answer': actions.final_answer(ep.policy_text(), q.task),
            'turns': ep.num_policy_turns, 'tool_calls': ep.tool_calls,
            'invalid_actions': ep.invalid_actions, 'end': ep.end_reason}
           for q, ep in zip(queries, episodes)]

@@ -55,6 +55,7 @@ def test_answer_or_plain_text_ends_the_episode(env):
     ('Action: search_movies[x]\nObservation: y\nAnswer: 4.', 'LaMP_3', '4'),
     ('4', 'LaMP_3', '4'), ('Answer: "Drama"', 'LaMP_2', 'drama'),
     ('I think [Comedy].', 'LaMP_2', 'i think [comedy]'), ('', 'LaMP_3', ''),
+    ('Action', 'LaMP_2', ''), ('Action: search_movies[x', 'LaMP_2', ''),
 ])
 def test_final_answer(text, task, want):
   assert actions.final_answer(text, task) == want
