@@ -173,14 +173,10 @@ class WebEnv(env_lib.Environment):
     if row.done:
       return Observation('', done=True)
     row.turns += 1
-    error, invalid, tool = '', False, False
-    try:
-      action = actions.parse_answer(turn, row.page.elements.keys())
-    except actions.ParseError as e:
-      invalid = True
-      error = (prompts.NO_ANSWER_ERROR if 'no <answer>' in str(e)
-               else prompts.invalid_action_error(_answer_text(turn)))
-    else:
+    tool = False
+    action, error = prompts.read_turn(turn, row.page.elements.keys())
+    invalid = action is None
+    if action is not None:
       if action.kind == actions.EXIT:
         row.answer, row.done = action.message or '', True
         return Observation('', done=True)
@@ -225,10 +221,3 @@ class WebEnv(env_lib.Environment):
     r.outcome = env_lib.Outcome(reward, {'success': reward}, info)
     return r.outcome
 
-
-def _answer_text(turn: str) -> str:
-  """The answer block's text for the error message (the whole turn when there is none)."""
-  try:
-    return actions.extract_answer(turn)
-  except actions.ParseError:
-    return turn.strip()

@@ -342,14 +342,10 @@ class MiniWoBEnv(env_lib.Environment):
     if row.done:
       return env_lib.Observation('', done=True)
     row.turns += 1
-    error, invalid, tool = '', False, False
-    try:
-      action = actions.parse_answer(turn, row.page.elements.keys())
-    except actions.ParseError as e:
-      invalid = True
-      error = (prompts.NO_ANSWER_ERROR if 'no <answer>' in str(e)
-               else prompts.invalid_action_error(_answer_text(turn)))
-    else:
+    tool = False
+    action, error = prompts.read_turn(turn, row.page.elements.keys())
+    invalid = action is None
+    if action is not None:
       if action.kind == actions.EXIT:
         row.exited = row.done = True
         return env_lib.Observation('', done=True)
@@ -388,9 +384,3 @@ class MiniWoBEnv(env_lib.Environment):
     return env_lib.Outcome(success, {'success': success, 'raw_reward': raw,
                                      'perfect': float(raw >= 1.0)}, info)
 
-
-def _answer_text(turn: str) -> str:
-  try:
-    return actions.extract_answer(turn)
-  except actions.ParseError:
-    return turn.strip()

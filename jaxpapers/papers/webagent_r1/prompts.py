@@ -8,6 +8,8 @@ pages become `PLACEHOLDER` while earlier answers stay, which bounds the context 
 """
 import re
 
+from jaxpapers.papers.webagent_r1 import actions
+
 PLACEHOLDER = '** Simplified html **'  # stands in for every page but the current one
 
 # Error replies; the reference puts one in front of the next turn's `Round {k}` with no separator.
@@ -123,6 +125,21 @@ def invalid_action_error(action_text: str) -> str:
   """The reply to an answer that does not parse or cannot be run."""
   return (f'Error: invalid action {action_text}.\n'
           'Make sure there is only one action enclosed by <answer> and </answer>.')
+
+
+def read_turn(turn: str, element_ids) -> tuple[actions.Action | None, str]:
+  """(the turn's action, '') or (None, the reference's error reply) when it has no
+  `<answer>` or its action does not parse against the page's `element_ids`."""
+  try:
+    return actions.parse_answer(turn, element_ids), ''
+  except actions.ParseError as e:
+    if 'no <answer>' in str(e):
+      return None, NO_ANSWER_ERROR
+    try:
+      text = actions.extract_answer(turn)
+    except actions.ParseError:
+      text = turn.strip()
+    return None, invalid_action_error(text)
 
 
 def first_turn(intent: str, obs: str) -> str:
