@@ -9,9 +9,15 @@ Variants: `:tiny` (a random tiny Qwen3 with the real tokenizer, 4 users; tests),
 `:users=N`, `:model=smollm2-135m-instruct` (or any .gguf / HF dir). Every generation is
 cached (W/generations.jsonl), so rerunning the same command resumes.
 Cost (2 CPU cores shared with other jobs, Qwen2.5-Coder-0.5B Q4_K_M dequantised to float32):
-prefill ~7 ms per prompt token and decode ~25 ms per token per row at batch 8 on a quiet
-box, 2-3x that under load; a user costs ~80-200 s (summary, 3 alignment iterations, 6
-methods x 3 queries), hence 16 users by default (the LLM rows are far from LaMP's scale).
+prefill ~7 ms per prompt token, decode ~25 ms per token per row at batch 8 on a quiet box,
+2-3x that under load; 32 users (64 rating, 32 tagging queries; 3 alignment iterations; 6
+methods) ran in 33 min wall after a 6 min summary stage, far from LaMP's scale.
+Measured (32 users; MAE, tag accuracy; 95% user-bootstrap intervals in results.json):
+PersonaAgent 0.984 / 0.062, w/o alignment 0.922 / 0.000, w/o persona 0.828 / 0.000, w/o
+actions 0.984 / 0.125; MF 0.741, item mean 0.744, BM25 3-NN tags 0.688. The 0.5B model answers
+"3" or "4" to almost every rating, never calls a tool, answers tagging with the word "Action"
+when the tools are offered, and its persona rewrites reach a fixed point after 1-2
+iterations: neither alignment nor any component improves on the ablations here.
 """
 import ml_collections
 
@@ -24,7 +30,7 @@ BASELINES = ('global_mean', 'user_mean', 'item_mean', 'mf', 'majority_label',
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, tiny=False, users=16, model='qwen2.5-coder-0.5b-instruct')
+  arg = common.parse_arg(arg, tiny=False, users=32, model='qwen2.5-coder-0.5b-instruct')
   c = ml_collections.ConfigDict()
   c.experiment = 'personaagent'   # jaxpapers/papers/personaagent/llm_experiment.py
   c.seed = 0                      # user sample, MF init, bootstrap draws
