@@ -141,4 +141,5 @@ def data_stats(t: tasks_lib.Tasks) -> dict:
 
 
 # The LLM experiment 'personaagent' registers itself (it builds on the stages above).
-from jaxpapers.papers.personaagent import llm_experiment  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+# pylint: disable-next=wrong-import-position,unused-import
+from jaxpapers.papers.personaagent import llm_experiment  # noqa: E402,F401
