@@ -9,8 +9,8 @@ Stages (each caches its outputs under W, so rerunning the same command resumes):
   2. episodic memory: every user's history items, per task, in `EpisodicMemory`.
   3. semantic memory: one LLM summary per user -> W/semantic.jsonl.
   4. personas: initialised from the summaries, aligned for E iterations on the latest n
-     history interactions -> W/personas.jsonl (reloaded for evaluation), W/personas_log.json (simulations,
-     feedback, rewrites per iteration).
+     history interactions -> W/personas.jsonl (reloaded for evaluation) and
+     W/personas_log.json (simulations, feedback, rewrites per iteration).
   5. answers: every method in `methods` on both tasks -> W/answers/<method>_<task>.jsonl
      and LaMP prediction files W/predictions/<method>_<task>.json, scored by LaMP's rules
      with user-bootstrap intervals (`experiment.score`).
