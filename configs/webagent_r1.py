@@ -38,7 +38,7 @@ def get_config(arg=None):
                                    # padded to multiples of 256
   b.env = ml_collections.ConfigDict(dict(name='webagent', backend='sim', site_url='', **sites))
   b.eval_max_steps = (5, 10, 15)  # test-time interaction budgets
-  b.scaling_policies = ('bc', 'r1')
+  b.scaling_policies = ('r1',)      # policies also evaluated at the other budgets
   b.model = ml_collections.ConfigDict(dict(
       preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
       overrides=dict(vocab_size=128, hidden_size=128, intermediate_size=384,
@@ -50,7 +50,7 @@ def get_config(arg=None):
 
   # M-GRPO rollouts: one action per turn (stop at </answer>), the env's next turn appended.
   b.rollout = ml_collections.ConfigDict(dict(
-      source='agent', max_turns=15, max_turn_tokens=128, stop=('</answer>',),
+      source='agent', max_turns=15, max_turn_tokens=256, stop=('</answer>',),  # expert <= 214
       env_template='\n{text}\n', end_on_eos=True, on_error='message', env_timeout_s=30.0,
       kv_reuse=False, compress_history=True, credit='trajectory', gamma=1.0))
   b.steps = 12                    # GRPO steps for R1 and for R1-Zero

@@ -71,6 +71,7 @@ def _cached(path: pathlib.Path, fn):
 @registry.experiment('webagent_r1')
 def run(config, workdir: str) -> dict:
   training.check_env(config)
+  training.check_turn_budget(config)
   workdir = pathlib.Path(workdir)
   dirs = {name: workdir / name for name in POLICIES}
   _stage(config, dirs['bc'], 0, config.warmup.steps)

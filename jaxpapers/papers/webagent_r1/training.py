@@ -133,3 +133,17 @@ def check_env(config) -> None:
     raise ValueError(f'config.rollout.max_turns={config.rollout.max_turns} < '
                      f'env.max_steps={config.env.max_steps}: episodes would stop early')
 
+
+def check_turn_budget(config, num_tasks: int = 100) -> None:
+  """The expert's steps (of the first `num_tasks` train tasks) fit one policy turn: a
+  demonstration longer than `rollout.max_turn_tokens` teaches answers a rollout cuts off."""
+  fmt = make_format(config.task)
+  env = env_lib.WebEnv(ml_collections.ConfigDict(env_config(config.task)))
+  longest = max(len(tok_lib.encode(fmt.tokenizer, turn) if config.task.format == 'chat'
+                    else fmt.tokenizer.encode(turn))
+                for d in split_tasks(config.task, 'train')[:num_tasks]
+                for turn, _ in expert_steps(env, d))
+  env.close()
+  if longest > config.rollout.max_turn_tokens:
+    raise ValueError(f'config.rollout.max_turn_tokens={config.rollout.max_turn_tokens}: the '
+                     f"expert's steps take up to {longest} tokens; rollouts would cut them")
