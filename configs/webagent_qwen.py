@@ -49,7 +49,7 @@ def get_config(arg=None):
     b.eval_max_steps = (1, 2)
     b.warmup.steps, b.warmup.batch_size = 2, 2
     b.steps, b.prompts_per_step, b.grpo.num_generations = 2, 1, 2
-    b.rollout.max_turn_tokens, b.max_new_tokens = 8, 1024
+    b.rollout.max_turn_tokens, b.max_new_tokens = 64, 1024   # the expert's steps fit 64
     b.eval_every = 1
     b.checkpoint = common.checkpoint(every=1, keep=1, async_save=False)
   return c

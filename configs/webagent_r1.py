@@ -83,7 +83,7 @@ def get_config(arg=None):
     b.task.num_prompts, b.task.num_eval, b.task.sft_seq_len = 16, 4, 1024
     b.warmup.steps, b.warmup.batch_size = 2, 4
     b.steps, b.prompts_per_step, b.grpo.num_generations = 2, 2, 2
-    b.rollout.max_turn_tokens, b.max_new_tokens = 24, 512
+    b.max_new_tokens = 512          # turns keep the full 256 tokens (check_turn_budget)
     b.eval_max_steps = (2, 3)
     for node in (b.task, b.env):
       node.max_steps = 3

@@ -133,3 +133,11 @@ def test_qwen_recipe_runs_on_a_tiny_random_model(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   seed = json.loads((tmp_path / 'results.json').read_text())['per_seed']['0']
   assert set(seed['success_by_max_steps']['bc']) == {'1', '2'}
+
+
+def test_turn_budget_must_hold_the_experts_longest_step():
+  c = config_lib.get_config('tiny').base
+  training.check_turn_budget(c, num_tasks=20)
+  c.rollout.max_turn_tokens = 64
+  with pytest.raises(ValueError, match='max_turn_tokens=64'):
+    training.check_turn_budget(c, num_tasks=20)
