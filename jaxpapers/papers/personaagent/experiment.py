@@ -113,8 +113,7 @@ def run(c, workdir: str) -> dict:
   start = time.perf_counter()
   work = pathlib.Path(workdir)
   d = c.data
-  t = tasks_lib.build(d.data_dir, d.num_users, d.queries_per_user, d.max_profile,
-                      d.tag_min_genres, c.seed)
+  t = tasks_lib.build_from_config(d, c.seed)
   files = {task.name: tasks_lib.write_task(work / 'lamp', task) for task in (t.rating, t.tagging)}
   build_s = time.perf_counter() - start
   predictions, extra = predict(c, t)

@@ -209,8 +209,7 @@ def run(c, workdir: str) -> dict:
   start = time.perf_counter()
   work = pathlib.Path(workdir)
   d = c.data
-  t = tasks_lib.build(d.data_dir, d.num_users, d.queries_per_user, d.max_profile,
-                      d.tag_min_genres, c.seed)
+  t = tasks_lib.build_from_config(d, c.seed)
   lamp = [subset(t.rating, d.rating_queries), subset(t.tagging, d.tag_queries)]
   gold = {task.name: tasks_lib.write_task(work / 'lamp_llm', task)['outputs'] for task in lamp}
   study = Study(c, work, t, lamp)

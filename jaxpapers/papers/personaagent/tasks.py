@@ -257,6 +257,12 @@ def build(data_dir: str = '', num_users: int = 943, queries_per_user: int = 5,
                build_tagging_task(splits, users, movies, tag_min_genres))
 
 
+def build_from_config(data, seed: int):
+  """`build` with the fields of a `config.data` node (both experiments read the same ones)."""
+  return build(data.data_dir, data.num_users, data.queries_per_user, data.max_profile,
+               data.tag_min_genres, seed)
+
+
 # ----------------------------------------------------------------------------- files
 
 
