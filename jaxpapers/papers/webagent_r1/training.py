@@ -129,6 +129,10 @@ def check_env(config) -> None:
   if not config.rollout.compress_history or config.rollout.kv_reuse:
     raise ValueError('config.rollout: WebAgent-R1 compresses history (compress_history=True, '
                      'kv_reuse=False)')
+  template = make_format(config.task).env_template
+  if config.rollout.env_template != template:
+    raise ValueError(f'config.rollout.env_template={config.rollout.env_template!r}: the '
+                     f'{config.task.format!r} format appends observations as {template!r}')
   if config.rollout.max_turns < config.env.max_steps:
     raise ValueError(f'config.rollout.max_turns={config.rollout.max_turns} < '
                      f'env.max_steps={config.env.max_steps}: episodes would stop early')

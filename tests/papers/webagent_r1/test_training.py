@@ -76,7 +76,8 @@ def test_check_env_names_what_is_wrong():
   c = config_lib.get_config('tiny').base
   training.check_env(c)
   for field, value, match in (('kv_reuse', True, 'compress_history'),
-                              ('max_turns', 2, 'max_turns=2')):
+                              ('max_turns', 2, 'max_turns=2'),
+                              ('env_template', 'chat:user', "'char' format appends")):
     bad = c.copy_and_resolve_references()
     bad.rollout[field] = value
     with pytest.raises(ValueError, match=match):
