@@ -133,7 +133,8 @@ def test_qwen_recipe_runs_on_a_tiny_random_model(tmp_path):
        f'--workdir={tmp_path}'], env=env, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   seed = json.loads((tmp_path / 'results.json').read_text())['per_seed']['0']
-  assert set(seed['success_by_max_steps']['bc']) == {'1', '2'}
+  assert set(seed['success_by_max_steps']['r1']) == {'1', '2'}
+  assert set(seed['success_by_max_steps']['bc']) == {'2'}
 
 
 def test_turn_budget_must_hold_the_experts_longest_step():
