@@ -19,11 +19,13 @@ Action semantics where the reference's grammar leaves room (`actions.DO_ACTIONS`
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 from jaxpapers.core.registry import Registry
 from jaxpapers.papers.webagent_r1 import actions
 from jaxpapers.papers.webagent_r1 import page as page_lib
+from jaxpapers.papers.webagent_r1 import prompts
 
 # name -> factory(app, base_url) -> Backend. `app` is the sites' ASGI app (sites.make_app) for
 # in-process backends; `base_url` is where the same app is served over HTTP (sites.serve).
@@ -152,3 +154,39 @@ def run_action(backend: Backend, action: actions.Action) -> None:
   if kind == 'Select Dropdown Option':
     return backend.select(k, action.argument or '')
   raise ValueError(f'unknown action kind {kind!r}')
+
+
+def page_error(e: Exception) -> str:
+  """The reply when the action's page failed (no reference string: its sites did not fail)."""
+  return f'Error: the page failed to load ({e}).'
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+  """What one policy turn did on a browser: its action (None when unreadable), the error the
+  next observation starts with, and whether the page failed or the browser died."""
+  action: actions.Action | None
+  error: str = ''
+  page_failed: bool = False
+  died: bool = False
+
+  @property
+  def exited(self) -> bool:
+    return self.action is not None and self.action.kind == actions.EXIT
+
+
+def take_turn(backend: Backend, turn: str, element_ids) -> Turn:
+  """Reads a policy turn as the reference does and runs its action (not `exit`, which ends
+  the episode); any failure becomes the error reply, never an exception."""
+  action, error = prompts.read_turn(turn, element_ids)
+  if action is None or action.kind == actions.EXIT:
+    return Turn(action, error)
+  try:
+    run_action(backend, action)
+  except ElementError:
+    return Turn(action, prompts.invalid_action_error(actions.format_action(action)))
+  except PageError as e:
+    return Turn(action, page_error(e), page_failed=True)
+  except BrowserDied:
+    return Turn(action, died=True)
+  return Turn(action)

@@ -7,7 +7,7 @@ the reference's next user turn, `prompts.next_turn(k, page, error)`; its `brief`
 in the context once the policy has answered it) is the same turn with `prompts.PLACEHOLDER` for
 the page, the reference's history compression. Errors never raise: a turn with no `<answer>` or an
 unparsable action gets the reference's error text (`prompts.NO_ANSWER_ERROR`,
-`prompts.invalid_action_error`) and the same page; an HTTP error page is shown with `page_error`;
+`prompts.invalid_action_error`) and the same page; an HTTP error page is shown with `backend.page_error`;
 a dead browser ends the episode (reward 0). `exit(message=...)` ends the episode and records the
 message for the checker; so does the `max_steps`-th policy turn (paper: 15 interaction steps).
 
@@ -19,7 +19,6 @@ import dataclasses
 import threading
 
 from jaxpapers.core import env as env_lib
-from jaxpapers.papers.webagent_r1 import actions
 from jaxpapers.papers.webagent_r1 import backend as backend_lib
 from jaxpapers.papers.webagent_r1 import checkers
 from jaxpapers.papers.webagent_r1 import prompts
@@ -27,11 +26,6 @@ from jaxpapers.papers.webagent_r1 import sites
 from jaxpapers.papers.webagent_r1 import tasks as tasks_lib
 
 MAX_STEPS = 15  # the paper's interaction budget
-
-
-def page_error(e: Exception) -> str:
-  """The reply when the action's page failed (no reference string: its sites did not fail)."""
-  return f'Error: the page failed to load ({e}).'
 
 
 if 'brief' in {f.name for f in dataclasses.fields(env_lib.Observation)}:
@@ -173,24 +167,15 @@ class WebEnv(env_lib.Environment):
     if row.done:
       return Observation('', done=True)
     row.turns += 1
-    tool = False
-    action, error = prompts.read_turn(turn, row.page.elements.keys())
-    invalid = action is None
-    if action is not None:
-      if action.kind == actions.EXIT:
-        row.answer, row.done = action.message or '', True
-        return Observation('', done=True)
-      tool = True
-      try:
-        backend_lib.run_action(row.backend, action)
-      except backend_lib.ElementError:
-        error = prompts.invalid_action_error(actions.format_action(action))
-      except backend_lib.PageError as e:
-        row.page_errors += 1
-        error = page_error(e)
-      except backend_lib.BrowserDied:
-        row.done = row.died = True
-        return Observation('', done=True, tool_call=True)
+    done = backend_lib.take_turn(row.backend, turn, row.page.elements.keys())
+    if done.exited:
+      row.answer, row.done = done.action.message or '', True
+      return Observation('', done=True)
+    if done.died:
+      row.done = row.died = True
+      return Observation('', done=True, tool_call=True)
+    error, invalid, tool = done.error, done.action is None, done.action is not None
+    row.page_errors += done.page_failed
     row.errors += bool(error)
     row.invalid += invalid
     if row.turns >= self.max_steps:

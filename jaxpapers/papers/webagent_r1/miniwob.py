@@ -41,7 +41,6 @@ import time
 from lxml import etree
 
 from jaxpapers.core import env as env_lib
-from jaxpapers.papers.webagent_r1 import actions
 from jaxpapers.papers.webagent_r1 import backend as backend_lib
 from jaxpapers.papers.webagent_r1 import chromium
 from jaxpapers.papers.webagent_r1 import page as page_lib
@@ -342,23 +341,14 @@ class MiniWoBEnv(env_lib.Environment):
     if row.done:
       return env_lib.Observation('', done=True)
     row.turns += 1
-    tool = False
-    action, error = prompts.read_turn(turn, row.page.elements.keys())
-    invalid = action is None
-    if action is not None:
-      if action.kind == actions.EXIT:
-        row.exited = row.done = True
-        return env_lib.Observation('', done=True)
-      tool = True
-      try:
-        backend_lib.run_action(self.sessions[i].backend, action)
-      except backend_lib.ElementError:
-        error = prompts.invalid_action_error(actions.format_action(action))
-      except backend_lib.PageError as e:
-        error = f'Error: the page failed ({e}).'
-      except backend_lib.BrowserDied:
-        row.done = row.died = True
-        return env_lib.Observation('', done=True, tool_call=True)
+    done = backend_lib.take_turn(self.sessions[i].backend, turn, row.page.elements.keys())
+    if done.exited:
+      row.exited = row.done = True
+      return env_lib.Observation('', done=True)
+    if done.died:
+      row.done = row.died = True
+      return env_lib.Observation('', done=True, tool_call=True)
+    error, invalid, tool = done.error, done.action is None, done.action is not None
     row.errors += bool(error)
     row.invalid += invalid
     try:
