@@ -34,6 +34,7 @@ def get_config(arg=None):
   b.task = ml_collections.ConfigDict(dict(
       name='webagent_sites', format='char', tokenizer='', task_seed=0, num_prompts=0,
       num_eval=48,                # held-out tasks per evaluation (of 201)
+      demonstrations=True,        # build BC examples (the experiment sets it per stage)
       sft_seq_len=2176, **sites))  # one BC example per expert step (longest: 2,078 chars),
                                    # padded to multiples of 256
   b.env = ml_collections.ConfigDict(dict(name='webagent', backend='sim', site_url='', **sites))

@@ -38,6 +38,7 @@ def _stage(base, workdir: pathlib.Path, steps: int, warmup_steps: int,
            resume_from: str = '') -> None:
   c = base.copy_and_resolve_references()
   c.steps, c.warmup.steps = steps, warmup_steps
+  c.task.demonstrations = warmup_steps > 0   # only BC reads the expert's steps
   c.resume_from, c.resume_params_only = resume_from, bool(resume_from)
   grpo_runner.run(c, str(workdir))
 

@@ -113,8 +113,9 @@ def prompt_set(c, n: int, seed: int, split: str) -> core_tasks.PromptSet:
   random.Random(seed).shuffle(pool)
   chosen = pool[:n] if 0 < n < len(pool) else pool
   tasks = [env.make_task(d) for d in chosen]
+  want_demos = split == 'train' and c.get('demonstrations', True)   # off: RL-only stages
   demos = ([ex for d in chosen for ex in demonstrations(env, d, fmt, c.sft_seq_len)]
-           if split == 'train' else [])
+           if want_demos else [])
   env.close()
   return core_tasks.PromptSet(
       prompt_ids=[fmt.prompt_ids(t.prompt) for t in tasks],
