@@ -28,6 +28,7 @@ from jaxpapers.core.runners import grpo as grpo_runner
 from jaxpapers.papers.webagent_r1 import env as env_lib  # noqa: F401 - registers 'webagent'
 from jaxpapers.papers.webagent_r1 import miniwob_eval  # noqa: F401 - registers 'webagent_miniwob'
 from jaxpapers.papers.webagent_r1 import training
+from jaxpapers.papers.webagent_r1 import zero_shot  # noqa: F401 - registers 'webagent_zero_shot'
 
 grpo_runner.TASKS.register('webagent_sites')(training.prompt_set)
 

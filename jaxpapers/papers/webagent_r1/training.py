@@ -49,13 +49,14 @@ class Format:
                                            # observation (chat: the end-of-turn token)
 
 
-def make_format(c) -> Format:
-  """c.format 'char' | 'chat' (c.tokenizer: an HF name or dir for 'chat')."""
+def make_format(c, tok=None) -> Format:
+  """c.format 'char' | 'chat' (c.tokenizer: an HF name or dir for 'chat', unless a loaded
+  `tok` is given, e.g. a GGUF checkpoint's own)."""
   if c.format == 'char':
     tok = core_tasks.CharTokenizer(chars=CHARS)
     return Format(tok, lambda text: [tok.bos_token_id] + tok.encode(text + '\n'), CHAR_TEMPLATE)
   if c.format == 'chat':
-    tok = tok_lib.load(c.tokenizer)
+    tok = tok if tok is not None else tok_lib.load(c.tokenizer)
     return Format(tok, lambda text: tok_lib.encode(
         tok, tok_lib.chat_prompt(tok, text, system=prompts.SYSTEM_PROMPT)), 'chat:user',
                   tok_lib.end_of_turn(tok))
@@ -105,9 +106,10 @@ def demonstrations(env: env_lib.WebEnv, task: dict, fmt: Format, seq_len: int) -
   return examples
 
 
-def prompt_set(c, n: int, seed: int, split: str) -> core_tasks.PromptSet:
-  """`n` tasks of `split` (all when n <= 0 or more than there are), seeded order."""
-  fmt = make_format(c)
+def prompt_set(c, n: int, seed: int, split: str, tok=None) -> core_tasks.PromptSet:
+  """`n` tasks of `split` (all when n <= 0 or more than there are), seeded order; `tok` as
+  in `make_format`."""
+  fmt = make_format(c, tok)
   env = env_lib.WebEnv(ml_collections.ConfigDict(env_config(c)))
   pool = split_tasks(c, split)
   random.Random(seed).shuffle(pool)
@@ -117,10 +119,15 @@ def prompt_set(c, n: int, seed: int, split: str) -> core_tasks.PromptSet:
   demos = ([ex for d in chosen for ex in demonstrations(env, d, fmt, c.sft_seq_len)]
            if want_demos else [])
   env.close()
+  return task_prompts(fmt, tasks, [d['intent'] for d in chosen], demos)
+
+
+def task_prompts(fmt: Format, tasks: list, answers: list, sft=()) -> core_tasks.PromptSet:
+  """Env tasks (each with its `meta['brief_prompt']`) as a PromptSet in `fmt`."""
   return core_tasks.PromptSet(
-      prompt_ids=[fmt.prompt_ids(t.prompt) for t in tasks],
-      answers=[d['intent'] for d in chosen], tokenizer=fmt.tokenizer, reward=None, sft=demos,
-      tasks=tasks, brief_prompt_ids=[fmt.prompt_ids(t.meta['brief_prompt']) for t in tasks])
+      prompt_ids=[fmt.prompt_ids(t.prompt) for t in tasks], answers=list(answers),
+      tokenizer=fmt.tokenizer, reward=None, sft=list(sft), tasks=tasks,
+      brief_prompt_ids=[fmt.prompt_ids(t.meta['brief_prompt']) for t in tasks])
 
 
 def check_env(config) -> None:

@@ -1,0 +1,117 @@
+"""Zero-shot reference rows: an instruct model as the web agent, with no training.
+
+Experiment 'webagent_zero_shot'. Each of `config.models` (a named GGUF checkpoint such as
+Qwen2.5-Coder-0.5B-Instruct or SmolLM2-135M-Instruct, a .gguf file or an HF dir) plays the
+agent through its own chat template, with the reference's system prompt, turns and history
+compression (`configs/webagent_qwen.py`'s rollout settings), greedily:
+
+- on the generated sites' held-out tasks ('webagent' env, sim backend), and
+- on MiniWoB++ in headless Chromium ('miniwob' env), per task.
+
+The rollouts are core's (`runners.grpo.agent_rollout` with one generation per task), in
+batches of `config.batch_size` episodes. results.json: {model: {'sites': {success, turns,
+invalid_actions, ...}, 'miniwob_success': {task: rate}, 'miniwob_mean': ...}}.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from jaxpapers.core import mesh as mesh_lib
+from jaxpapers.core import metrics as metrics_lib
+from jaxpapers.core import registry
+from jaxpapers.core.runners import generate as generate_runner
+from jaxpapers.core.runners import grpo as grpo_runner
+from jaxpapers.papers.webagent_r1 import env as env_lib  # noqa: F401 - registers 'webagent'
+from jaxpapers.papers.webagent_r1 import miniwob
+from jaxpapers.papers.webagent_r1 import training
+
+STAT_KEYS = ('reward', 'turns', 'invalid_actions', 'env_errors', 'truncated', 'policy_tokens')
+
+
+def evaluate(model, prompts, config, mesh) -> tuple[dict, np.ndarray, list[str]]:
+  """Greedy episodes over every task of `prompts`, `config.batch_size` at a time: the
+  episode-weighted means of STAT_KEYS, each episode's reward and the first episode's text
+  of each batch."""
+  graphdef, params = model
+  one = config.base.copy_and_resolve_references()
+  one.grpo.num_generations = 1
+  n, size = len(prompts.prompt_ids), config.batch_size
+  rewards, sums, samples = [], dict.fromkeys(STAT_KEYS, 0.0), []
+  for start in range(0, n, size):
+    idx = list(range(start, min(start + size, n)))
+    arrays, stats, sample = grpo_runner.agent_rollout(
+        params, graphdef, prompts, idx, one, jax.random.PRNGKey(0), mesh, temperature=0.0)
+    rewards += arrays['rewards'].tolist()
+    for k in STAT_KEYS:
+      sums[k] += stats[k] * (len(idx) if k != 'env_errors' else 1)   # env_errors is a sum
+    samples.append(sample)
+  means = {k: v / (n if k != 'env_errors' else 1) for k, v in sums.items()}
+  means['success'] = means.pop('reward')
+  return means, np.array(rewards), samples
+
+
+def sites_rows(model, tok, config, mesh) -> tuple[dict, list[str]]:
+  """Success on `config.base.task.num_eval` held-out generated-site tasks."""
+  b = config.base
+  prompts = training.prompt_set(b.task, b.task.num_eval, config.seed + 10_000, 'test', tok=tok)
+  stats, _, samples = evaluate(model, prompts, config, mesh)
+  stats['n'] = len(prompts.prompt_ids)
+  return stats, samples
+
+
+def miniwob_rows(model, tok, config, mesh) -> tuple[dict, list[str]]:
+  """Per-task success (raw reward > 0) on MiniWoB++ over `config.miniwob.seeds`."""
+  c = config.copy_and_resolve_references()
+  c.base.env = c.miniwob.env
+  fmt = training.make_format(c.base.task, tok)
+  names = [(t, s) for t in c.miniwob.tasks for s in c.miniwob.seeds]
+  env = miniwob.MiniWoBEnv(c.miniwob.env)
+  try:
+    tasks = [env.make_task(t, s) for t, s in names]
+  finally:
+    env.close()
+  prompts = training.task_prompts(fmt, tasks, [t for t, _ in names])
+  stats, rewards, samples = evaluate(model, prompts, c, mesh)
+  per_task = {t: float(np.mean([r for (name, _), r in zip(names, rewards) if name == t]))
+              for t in c.miniwob.tasks}
+  return {'miniwob_success': per_task, 'miniwob_mean': statistics.fmean(per_task.values()),
+          **{f'miniwob_{k}': v for k, v in stats.items() if k != 'success'}}, samples
+
+
+@registry.experiment('webagent_zero_shot')
+def run(config, workdir: str) -> dict:
+  workdir = pathlib.Path(workdir)
+  training.check_env(config.base)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  results = {}
+  for name in config.models:
+    mcfg = config.model.copy_and_resolve_references()
+    mcfg.model_dir = name
+    generate_runner.validate_model(mcfg)
+    label = name or mcfg.preset
+    out = workdir / label
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    model = generate_runner.load_model(mcfg, mesh)
+    tok = generate_runner.tokenizer_for(mcfg)
+    row = {'load_s': round(time.time() - t0, 1)}
+    for part, fn in (('sites', sites_rows), ('miniwob', miniwob_rows)):
+      if part not in config.parts:
+        continue
+      t0 = time.time()
+      stats, samples = fn(model, tok, config, mesh)
+      stats[f'{part}_s'] = round(time.time() - t0, 1)
+      row[part] = stats
+      (out / f'{part}_samples.jsonl').write_text(
+          ''.join(json.dumps({'episode': s}) + '\n' for s in samples))
+      shown = stats['success'] if part == 'sites' else stats['miniwob_mean']
+      print(f'{label}: {part} success {shown:.3f} ({stats[f"{part}_s"]} s)', flush=True)
+    results[label] = row
+    metrics_lib.write_json(workdir / 'results.json', results)
+  return results
