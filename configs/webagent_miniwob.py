@@ -5,8 +5,9 @@ PyPI `miniwob`) is our real-browser check that observations, element ids, action
 work in headless Chromium (jaxpapers/papers/webagent_r1/miniwob.py). Each task runs at each seed
 once with the agent's own observation (simplified HTML) and action grammar; success is
 MiniWoB's raw reward > 0. The oracle reads only the page text and solves its tasks
-(`miniwob_eval.ORACLE_TASKS`); the random policy is the floor. An LLM policy plugs into
-`miniwob_eval.evaluate_policy(policy_fn, ...)`.
+(`miniwob_eval.ORACLE_TASKS`); the random policy is the floor. Model policies on the same
+tasks: configs/webagent_zero_shot.py (instruct models) and configs/webagent_r1.py (the
+trained ones); any `policy_fn` plugs into `miniwob_eval.evaluate_policy(policy_fn, ...)`.
 
   python -m jaxpapers.launch --config=configs/webagent_miniwob.py --workdir=/tmp/miniwob
 

@@ -47,6 +47,7 @@ def get_config(arg=None):
     b.task.update(num_prompts=4, num_eval=2, sft_seq_len=4096, max_steps=2)
     b.env.max_steps = b.rollout.max_turns = 2
     b.eval_max_steps = (1, 2)
+    b.miniwob.tasks = ()
     b.warmup.steps, b.warmup.batch_size = 2, 2
     b.steps, b.prompts_per_step, b.grpo.num_generations = 2, 1, 2
     b.rollout.max_turn_tokens, b.max_new_tokens = 64, 1024   # the expert's steps fit 64

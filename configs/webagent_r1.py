@@ -16,6 +16,7 @@ learning rate: 1e-6 is the value for a 3B/8B model and does not move a 0.4M-para
 import ml_collections
 
 from configs import common
+from configs import webagent_miniwob
 
 POLICIES = ('bc', 'r1', 'r1_zero')
 
@@ -25,7 +26,8 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.experiment = 'seeds'          # runs `base` once per seed (jaxpapers/core/runners/seeds.py)
   c.seeds = [int(s) for s in str(arg.seeds).split(',')]
-  c.summary_keys = [f'{p}_success' for p in POLICIES]
+  c.summary_keys = ([f'{p}_success' for p in POLICIES]
+                    + [f'{p}_miniwob_success' for p in POLICIES])
 
   sites = dict(world_seed=0, items_per_page=5, max_steps=15)
   b = ml_collections.ConfigDict()
@@ -40,6 +42,10 @@ def get_config(arg=None):
   b.env = ml_collections.ConfigDict(dict(name='webagent', backend='sim', site_url='', **sites))
   b.eval_max_steps = (5, 10, 15)  # test-time interaction budgets
   b.scaling_policies = ('r1',)      # policies also evaluated at the other budgets
+  b.miniwob = ml_collections.ConfigDict(dict(   # the outside benchmark ('' tasks: skipped)
+      tasks=tuple(webagent_miniwob.TASKS), seeds=(0,), batch_size=8,
+      env=dict(name='miniwob', max_steps=sites['max_steps'], episode_s=600.0,
+               call_timeout_s=30.0)))
   b.model = ml_collections.ConfigDict(dict(
       preset='qwen3-tiny', hf_dir='', dtype='float32', param_dtype='float32', remat=False,
       overrides=dict(vocab_size=128, hidden_size=128, intermediate_size=384,
@@ -86,6 +92,7 @@ def get_config(arg=None):
     b.steps, b.prompts_per_step, b.grpo.num_generations = 2, 2, 2
     b.max_new_tokens = 512          # turns keep the full 256 tokens (check_turn_budget)
     b.eval_max_steps = (2, 3)
+    b.miniwob.tasks = ()            # tests add a task where chromium is installed
     for node in (b.task, b.env):
       node.max_steps = 3
     b.rollout.max_turns = 3

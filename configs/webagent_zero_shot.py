@@ -7,7 +7,7 @@ jaxpapers/papers/webagent_r1/zero_shot.py.
 
   python -m jaxpapers.launch --config=configs/webagent_zero_shot.py --workdir=/tmp/wa_zero
 
-Budgets are cut for a 2-core CPU (every turn re-prefills the compressed context): 24 held-out
+Budgets are cut for a 2-core CPU (every turn re-prefills the compressed context): 16 held-out
 site tasks and 5 interaction steps (paper: 15), 256 tokens a turn (the expert's longest
 answer is 214 Qwen tokens). Needs Debian chromium + chromium-driver and `pip install
 --no-deps miniwob`. Variants: `:test` (a random tiny Qwen3 with the Qwen tokenizer, 2 site
@@ -17,7 +17,6 @@ tasks, 2 MiniWoB++ tasks, 2 steps; seconds). Result: results.json, {model: {'sit
 import ml_collections
 
 from configs import common
-from configs import webagent_miniwob
 from configs import webagent_qwen
 
 
@@ -30,25 +29,24 @@ def get_config(arg=None):
   c.model = ml_collections.ConfigDict(dict(   # runners.generate.load_model fields
       model_dir='', preset='', dtype='float32', tokenizer='', seed=0))
   c.parts = ('sites', 'miniwob')
-  c.batch_size = 8                      # episodes per rollout call
+  c.batch_size = 8                      # episodes per rollout call (sites and MiniWoB++)
 
   max_steps = 5
   b = webagent_qwen.get_config().base  # task, env and rollout settings of the Qwen recipe
-  b.task.update(num_eval=24, max_steps=max_steps)
+  b.task.update(num_eval=16, max_steps=max_steps)
   b.env.max_steps = b.rollout.max_turns = max_steps
   b.rollout.max_turn_tokens = 256
   b.max_new_tokens = 4096               # policy + env tokens per episode
+  b.prompt_bucket = 256                 # fewer context shapes to compile as rounds grow
+  b.miniwob.env.max_steps = max_steps   # tasks: webagent_miniwob.TASKS, seed 0
   c.base = b
-  c.miniwob = ml_collections.ConfigDict(dict(
-      tasks=list(webagent_miniwob.TASKS), seeds=[0],
-      env=dict(name='miniwob', max_steps=max_steps, episode_s=600.0, call_timeout_s=30.0)))
   c.mesh = common.mesh(data=-1)
 
   if arg.test:
     c.models = ('',)
     c.model.update(preset='qwen3-tiny', tokenizer='qwen')
     b.task.update(num_eval=2, max_steps=2)
-    b.env.max_steps = b.rollout.max_turns = c.miniwob.env.max_steps = 2
+    b.env.max_steps = b.rollout.max_turns = b.miniwob.env.max_steps = 2
     b.rollout.max_turn_tokens, b.max_new_tokens = 16, 2048
-    c.miniwob.tasks = ['click-button', 'enter-text']
+    b.miniwob.tasks = ('click-button', 'enter-text')
   return c

@@ -22,6 +22,7 @@ class CharTokenizer:
   bos_token_id: int = 1
   eos_token_id: int = 2
   unk_token_id = None
+  unknown: str = ''     # stands in for characters outside `chars` ('' = they raise)
 
   def __len__(self) -> int:
     return 3 + len(self.chars)
@@ -45,6 +46,8 @@ class CharTokenizer:
     return {c: 3 + i for i, c in enumerate(self.chars)}
 
   def encode(self, text: str) -> list[int]:
+    if self.unknown:
+      text = ''.join(c if c in self.chars else self.unknown for c in text)
     bad = sorted({c for c in text if c not in self.chars})
     if bad:
       raise ValueError(f'characters {bad} are not in the task vocabulary {self.chars!r}')

@@ -12,8 +12,11 @@ the context). Each final policy is then evaluated greedily on the held-out split
 and entities never trained on): at `env.max_steps` by the runner itself (BC: its start
 evaluation; R1, R1-Zero: their final one), and with the other `eval_max_steps` interaction
 budgets (the paper's test-time scaling) here.
-results.json: `bc_success`, `r1_success`, `r1_zero_success` (at env.max_steps) and
-`success_by_max_steps` {policy: {steps: success}}; a killed run resumes stage by stage.
+With `miniwob.tasks` set, each policy also plays those MiniWoB++ tasks in headless Chromium
+(the outside benchmark: pages the policy never saw).
+results.json: `bc_success`, `r1_success`, `r1_zero_success` (at env.max_steps),
+`success_by_max_steps` {policy: {steps: success}}, `miniwob_success` {policy: {task: rate}}
+and `<policy>_miniwob_success` (the mean over tasks); a killed run resumes stage by stage.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from jaxpapers.core.runners import grpo as grpo_runner
 from jaxpapers.papers.webagent_r1 import env as env_lib  # noqa: F401 - registers 'webagent'
 from jaxpapers.papers.webagent_r1 import miniwob_eval  # noqa: F401 - registers 'webagent_miniwob'
 from jaxpapers.papers.webagent_r1 import training
-from jaxpapers.papers.webagent_r1 import zero_shot  # noqa: F401 - registers 'webagent_zero_shot'
+from jaxpapers.papers.webagent_r1 import zero_shot   # also registers 'webagent_zero_shot'
 
 grpo_runner.TASKS.register('webagent_sites')(training.prompt_set)
 
@@ -52,6 +55,15 @@ def evaluate(config, run_dir: pathlib.Path, test, max_steps: int, mesh) -> dict:
   t0 = time.time()
   stats = grpo_runner.evaluate(params, graphdef, test, c, mesh)
   return {'success': float(stats['eval_accuracy']), 'eval_s': round(time.time() - t0, 1)}
+
+
+def evaluate_miniwob(config, run_dir: pathlib.Path, mesh) -> dict:
+  """A run's final policy, greedily, on the MiniWoB++ tasks of `config.miniwob`."""
+  graphdef, params = grpo_runner.load_policy(config, run_dir, mesh)
+  t0 = time.time()
+  stats, _ = zero_shot.miniwob_rows((graphdef, params), None, config, config.miniwob,
+                                    config.miniwob.batch_size, mesh)
+  return {**stats, 'eval_s': round(time.time() - t0, 1)}
 
 
 def runner_success(run_dir: pathlib.Path, key: str) -> float:
@@ -97,5 +109,14 @@ def run(config, workdir: str) -> dict:
                                                         key=lambda kv: int(kv[0]))), flush=True)
   results = {f'{name}_success': by_steps[name][str(full)] for name in POLICIES}
   results['success_by_max_steps'] = by_steps
+  if config.miniwob.tasks:
+    results['miniwob_success'] = {}
+    for name in POLICIES:
+      out = _cached(workdir / 'eval' / f'{name}_miniwob.json',
+                    lambda: evaluate_miniwob(config, dirs[name], mesh))  # noqa: B023
+      results['miniwob_success'][name] = out['miniwob_success']
+      results[f'{name}_miniwob_success'] = out['miniwob_mean']
+      print(f'{name:>8}: MiniWoB++ mean success {out["miniwob_mean"]:.3f} over '
+            f'{len(out["miniwob_success"])} tasks', flush=True)
   metrics_lib.write_json(workdir / 'results.json', results)
   return results

@@ -13,7 +13,8 @@ the newest page in full, then the trained step `<think> ... </think>\n<answer> .
 steps are replayed through `WebEnv` itself, so every observation is the env's own text.
 
 Formats: 'char' (a character tokenizer over printable ASCII for a tiny policy trained from
-scratch: BOS + turn, observations appended as `\\n{text}\\n`) and 'chat' (an HF chat model:
+scratch: BOS + turn, observations appended as `\\n{text}\\n`; other characters, e.g. on
+MiniWoB++ pages, read as '?') and 'chat' (an HF chat model:
 the reference's system prompt and turns through the tokenizer's chat template, observations
 as user messages; an earlier turn ends with the template's end-of-turn token, as sampled).
 """
@@ -53,7 +54,7 @@ def make_format(c, tok=None) -> Format:
   """c.format 'char' | 'chat' (c.tokenizer: an HF name or dir for 'chat', unless a loaded
   `tok` is given, e.g. a GGUF checkpoint's own)."""
   if c.format == 'char':
-    tok = core_tasks.CharTokenizer(chars=CHARS)
+    tok = core_tasks.CharTokenizer(chars=CHARS, unknown='?')   # MiniWoB++ pages: unicode
     return Format(tok, lambda text: [tok.bos_token_id] + tok.encode(text + '\n'), CHAR_TEMPLATE)
   if c.format == 'chat':
     tok = tok if tok is not None else tok_lib.load(c.tokenizer)

@@ -31,20 +31,21 @@ from jaxpapers.papers.webagent_r1 import env as env_lib  # noqa: F401 - register
 from jaxpapers.papers.webagent_r1 import miniwob
 from jaxpapers.papers.webagent_r1 import training
 
+PARTS = ('sites', 'miniwob')
 STAT_KEYS = ('reward', 'turns', 'invalid_actions', 'env_errors', 'truncated', 'policy_tokens')
 
 
-def evaluate(model, prompts, config, mesh) -> tuple[dict, np.ndarray, list[str]]:
-  """Greedy episodes over every task of `prompts`, `config.batch_size` at a time: the
-  episode-weighted means of STAT_KEYS, each episode's reward and the first episode's text
-  of each batch."""
+def evaluate(model, prompts, base, batch_size: int, mesh) -> tuple[dict, np.ndarray, list[str]]:
+  """Greedy episodes over every task of `prompts` (rollout and env settings of the GRPO
+  config `base`), `batch_size` at a time: the episode-weighted means of STAT_KEYS, each
+  episode's reward and the first episode's text of each batch."""
   graphdef, params = model
-  one = config.base.copy_and_resolve_references()
+  one = base.copy_and_resolve_references()
   one.grpo.num_generations = 1
-  n, size = len(prompts.prompt_ids), config.batch_size
+  n = len(prompts.prompt_ids)
   rewards, sums, samples = [], dict.fromkeys(STAT_KEYS, 0.0), []
-  for start in range(0, n, size):
-    idx = list(range(start, min(start + size, n)))
+  for start in range(0, n, batch_size):
+    idx = list(range(start, min(start + batch_size, n)))
     arrays, stats, sample = grpo_runner.agent_rollout(
         params, graphdef, prompts, idx, one, jax.random.PRNGKey(0), mesh, temperature=0.0)
     rewards += arrays['rewards'].tolist()
@@ -56,30 +57,30 @@ def evaluate(model, prompts, config, mesh) -> tuple[dict, np.ndarray, list[str]]
   return means, np.array(rewards), samples
 
 
-def sites_rows(model, tok, config, mesh) -> tuple[dict, list[str]]:
-  """Success on `config.base.task.num_eval` held-out generated-site tasks."""
-  b = config.base
-  prompts = training.prompt_set(b.task, b.task.num_eval, config.seed + 10_000, 'test', tok=tok)
-  stats, _, samples = evaluate(model, prompts, config, mesh)
+def sites_rows(model, tok, base, batch_size: int, mesh, seed: int = 0) -> tuple[dict, list[str]]:
+  """Success on `base.task.num_eval` held-out generated-site tasks (the order of `seed`)."""
+  prompts = training.prompt_set(base.task, base.task.num_eval, seed + 10_000, 'test', tok=tok)
+  stats, _, samples = evaluate(model, prompts, base, batch_size, mesh)
   stats['n'] = len(prompts.prompt_ids)
   return stats, samples
 
 
-def miniwob_rows(model, tok, config, mesh) -> tuple[dict, list[str]]:
-  """Per-task success (raw reward > 0) on MiniWoB++ over `config.miniwob.seeds`."""
-  c = config.copy_and_resolve_references()
-  c.base.env = c.miniwob.env
-  fmt = training.make_format(c.base.task, tok)
-  names = [(t, s) for t in c.miniwob.tasks for s in c.miniwob.seeds]
-  env = miniwob.MiniWoBEnv(c.miniwob.env)
+def miniwob_rows(model, tok, base, miniwob_cfg, batch_size: int, mesh) -> tuple[dict, list[str]]:
+  """Per-task success (raw reward > 0) on MiniWoB++ tasks `miniwob_cfg.tasks` x `.seeds`, in
+  the rollout settings and prompt format of `base` with the 'miniwob' env `miniwob_cfg.env`."""
+  c = base.copy_and_resolve_references()
+  c.env = miniwob_cfg.env
+  fmt = training.make_format(c.task, tok)
+  names = [(t, s) for t in miniwob_cfg.tasks for s in miniwob_cfg.seeds]
+  env = miniwob.MiniWoBEnv(c.env)
   try:
     tasks = [env.make_task(t, s) for t, s in names]
   finally:
     env.close()
   prompts = training.task_prompts(fmt, tasks, [t for t, _ in names])
-  stats, rewards, samples = evaluate(model, prompts, c, mesh)
+  stats, rewards, samples = evaluate(model, prompts, c, batch_size, mesh)
   per_task = {t: float(np.mean([r for (name, _), r in zip(names, rewards) if name == t]))
-              for t in c.miniwob.tasks}
+              for t in miniwob_cfg.tasks}
   return {'miniwob_success': per_task, 'miniwob_mean': statistics.fmean(per_task.values()),
           **{f'miniwob_{k}': v for k, v in stats.items() if k != 'success'}}, samples
 
@@ -87,6 +88,9 @@ def miniwob_rows(model, tok, config, mesh) -> tuple[dict, list[str]]:
 @registry.experiment('webagent_zero_shot')
 def run(config, workdir: str) -> dict:
   workdir = pathlib.Path(workdir)
+  unknown = sorted(set(config.parts) - set(PARTS))
+  if unknown:
+    raise ValueError(f'config.parts: {unknown} unknown; valid: {list(PARTS)}')
   training.check_env(config.base)
   mesh = mesh_lib.make_mesh(config.mesh)
   results = {}
@@ -101,11 +105,13 @@ def run(config, workdir: str) -> dict:
     model = generate_runner.load_model(mcfg, mesh)
     tok = generate_runner.tokenizer_for(mcfg)
     row = {'load_s': round(time.time() - t0, 1)}
-    for part, fn in (('sites', sites_rows), ('miniwob', miniwob_rows)):
-      if part not in config.parts:
-        continue
+    parts = {'sites': lambda: sites_rows(model, tok, config.base, config.batch_size, mesh,
+                                         config.seed),  # noqa: B023
+             'miniwob': lambda: miniwob_rows(model, tok, config.base,  # noqa: B023
+                                             config.base.miniwob, config.batch_size, mesh)}
+    for part in config.parts:
       t0 = time.time()
-      stats, samples = fn(model, tok, config, mesh)
+      stats, samples = parts[part]()
       stats[f'{part}_s'] = round(time.time() - t0, 1)
       row[part] = stats
       (out / f'{part}_samples.jsonl').write_text(

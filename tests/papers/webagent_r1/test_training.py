@@ -1,4 +1,5 @@
 """WebAgent-R1 training data and the BC -> M-GRPO experiment on the sim backend."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,11 +11,15 @@ import pytest
 
 from configs import webagent_r1 as config_lib
 from jaxpapers.papers.webagent_r1 import backend as backend_lib
+from jaxpapers.papers.webagent_r1 import chromium
 from jaxpapers.papers.webagent_r1 import env as env_lib
 from jaxpapers.papers.webagent_r1 import expert
 from jaxpapers.papers.webagent_r1 import prompts
 from jaxpapers.papers.webagent_r1 import tasks as tasks_lib
 from jaxpapers.papers.webagent_r1 import training
+
+
+HAS_MINIWOB = chromium.browser_available() and importlib.util.find_spec('miniwob') is not None
 
 
 @pytest.fixture(scope='module')
@@ -88,11 +93,14 @@ def test_check_env_names_what_is_wrong():
 
 @pytest.mark.slow
 def test_bc_then_m_grpo_end_to_end(tmp_path):
-  """BC, 2 M-GRPO steps from it and from scratch, held-out evaluation with 2 budgets."""
+  """BC, 2 M-GRPO steps from it and from scratch, held-out evaluation with 2 budgets, and
+  (where a browser is installed) each policy on a MiniWoB++ task."""
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  miniwob = ["--config.base.miniwob.tasks=('click-button',)"] if HAS_MINIWOB else []
   proc = subprocess.run(
       [sys.executable, '-m', 'jaxpapers.launch', '--config=configs/webagent_r1.py:tiny',
-       f'--workdir={tmp_path}'], env=env, capture_output=True, text=True, timeout=900)
+       f'--workdir={tmp_path}', *miniwob], env=env, capture_output=True, text=True,
+      timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((tmp_path / 'results.json').read_text())
   seed = results['per_seed']['0']
@@ -104,6 +112,10 @@ def test_bc_then_m_grpo_end_to_end(tmp_path):
   steps = [r for r in rows if r.get('step', 0) > 0 and 'reward' in r]
   assert len(steps) == 2 and all(r['completion_tokens'] > 0 for r in steps)
   assert all('reward/success' in r and r['turns'] >= 1 for r in steps)
+  if HAS_MINIWOB:
+    assert set(seed['miniwob_success']) == {'bc', 'r1', 'r1_zero'}
+    assert all(set(v) == {'click-button'} for v in seed['miniwob_success'].values())
+    assert 0.0 <= results['summary']['r1_miniwob_success']['mean'] <= 1.0
 
 
 def test_chat_demonstrations_close_each_earlier_turn_with_end_of_turn():
@@ -143,3 +155,11 @@ def test_turn_budget_must_hold_the_experts_longest_step():
   c.rollout.max_turn_tokens = 64
   with pytest.raises(ValueError, match='max_turn_tokens=64'):
     training.check_turn_budget(c, num_tasks=20)
+
+
+def test_char_format_reads_characters_outside_ascii_as_question_marks(task_config):
+  tok = training.make_format(task_config).tokenizer
+  assert tok.decode(tok.encode('Ünïcode ✓ ok')) == '?n?code ? ok'
+  strict = training.core_tasks.CharTokenizer(chars=training.CHARS)
+  with pytest.raises(ValueError, match='not in the task vocabulary'):
+    strict.encode('✓')

@@ -37,7 +37,8 @@ def test_sites_rows_weight_every_episode_once(monkeypatch):
   c.base.task.num_eval, c.batch_size = 5, 2
   rollout, calls = _fake_rollout(lambda prompts, i: i % 2 == 0)
   monkeypatch.setattr(zero_shot.grpo_runner, 'agent_rollout', rollout)
-  stats, samples = zero_shot.sites_rows((None, None), tok_lib.load('qwen'), c, None)
+  stats, samples = zero_shot.sites_rows((None, None), tok_lib.load('qwen'), c.base,
+                                        c.batch_size, None)
   assert calls == [[0, 1], [2, 3], [4]]
   assert stats['n'] == 5 and stats['success'] == pytest.approx(3 / 5)
   assert stats['turns'] == pytest.approx((2 * 2 + 2 * 2 + 1 * 1) / 5)   # per episode
@@ -58,10 +59,11 @@ def test_sites_prompts_use_the_given_tokenizer():
 @pytest.mark.skipif(not HAS_MINIWOB, reason='needs chromium, chromium-driver and miniwob')
 def test_miniwob_rows_are_per_task(monkeypatch):
   c = webagent_zero_shot.get_config('test')
-  c.miniwob.seeds, c.batch_size = [0, 1], 3
+  c.base.miniwob.seeds, c.batch_size = (0, 1), 3
   rollout, _ = _fake_rollout(lambda prompts, i: prompts.answers[i] == 'enter-text' and i == 3)
   monkeypatch.setattr(zero_shot.grpo_runner, 'agent_rollout', rollout)
-  stats, _ = zero_shot.miniwob_rows((None, None), tok_lib.load('qwen'), c, None)
+  stats, _ = zero_shot.miniwob_rows((None, None), tok_lib.load('qwen'), c.base, c.base.miniwob,
+                                     c.batch_size, None)
   # episodes: click-button seeds 0, 1, then enter-text seeds 0, 1 (only seed 1 succeeds)
   assert stats['miniwob_success'] == {'click-button': 0.0, 'enter-text': 0.5}
   assert stats['miniwob_mean'] == pytest.approx(0.25)
