@@ -60,8 +60,8 @@ def evaluate(model, prompts, base, batch_size: int, mesh) -> tuple[dict, np.ndar
 def sites_rows(model, tok, base, batch_size: int, mesh, seed: int = 0) -> tuple[dict, list[str]]:
   """Success on `base.task.num_eval` held-out generated-site tasks (the order of `seed`)."""
   prompts = training.prompt_set(base.task, base.task.num_eval, seed + 10_000, 'test', tok=tok)
-  stats, _, samples = evaluate(model, prompts, base, batch_size, mesh)
-  stats['n'] = len(prompts.prompt_ids)
+  stats, rewards, samples = evaluate(model, prompts, base, batch_size, mesh)
+  stats['n'], stats['rewards'] = len(prompts.prompt_ids), rewards.tolist()   # in task order
   return stats, samples
 
 

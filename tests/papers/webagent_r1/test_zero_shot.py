@@ -41,6 +41,7 @@ def test_sites_rows_weight_every_episode_once(monkeypatch):
                                         c.batch_size, None)
   assert calls == [[0, 1], [2, 3], [4]]
   assert stats['n'] == 5 and stats['success'] == pytest.approx(3 / 5)
+  assert stats['rewards'] == [1.0, 0.0, 1.0, 0.0, 1.0]
   assert stats['turns'] == pytest.approx((2 * 2 + 2 * 2 + 1 * 1) / 5)   # per episode
   assert stats['env_errors'] == 3.0                                      # a count, summed
   assert samples == ['batch 0', 'batch 2', 'batch 4']
