@@ -43,7 +43,7 @@ def get_config(arg=None):
   b.eval_max_steps = (5, 10, 15)  # test-time interaction budgets
   b.scaling_policies = ('r1',)      # policies also evaluated at the other budgets
   b.miniwob = ml_collections.ConfigDict(dict(   # the outside benchmark ('' tasks: skipped)
-      tasks=tuple(webagent_miniwob.TASKS), seeds=(0,), batch_size=8,
+      tasks=tuple(webagent_miniwob.TASKS), seeds=(0,), batch_size=16, policies=POLICIES,
       env=dict(name='miniwob', max_steps=sites['max_steps'], episode_s=600.0,
                call_timeout_s=30.0)))
   b.model = ml_collections.ConfigDict(dict(

@@ -12,8 +12,8 @@ the context). Each final policy is then evaluated greedily on the held-out split
 and entities never trained on): at `env.max_steps` by the runner itself (BC: its start
 evaluation; R1, R1-Zero: their final one), and with the other `eval_max_steps` interaction
 budgets (the paper's test-time scaling) here.
-With `miniwob.tasks` set, each policy also plays those MiniWoB++ tasks in headless Chromium
-(the outside benchmark: pages the policy never saw).
+With `miniwob.tasks` set, each of `miniwob.policies` also plays those MiniWoB++ tasks in
+headless Chromium (the outside benchmark: pages the policy never saw).
 results.json: `bc_success`, `r1_success`, `r1_zero_success` (at env.max_steps),
 `success_by_max_steps` {policy: {steps: success}}, `miniwob_success` {policy: {task: rate}}
 and `<policy>_miniwob_success` (the mean over tasks); a killed run resumes stage by stage.
@@ -86,6 +86,9 @@ def _cached(path: pathlib.Path, fn):
 def run(config, workdir: str) -> dict:
   training.check_env(config)
   training.check_turn_budget(config)
+  unknown = sorted(set(config.miniwob.policies) - set(POLICIES))
+  if unknown:
+    raise ValueError(f'config.miniwob.policies: {unknown} unknown; valid: {list(POLICIES)}')
   workdir = pathlib.Path(workdir)
   dirs = {name: workdir / name for name in POLICIES}
   _stage(config, dirs['bc'], 0, config.warmup.steps)
@@ -111,7 +114,7 @@ def run(config, workdir: str) -> dict:
   results['success_by_max_steps'] = by_steps
   if config.miniwob.tasks:
     results['miniwob_success'] = {}
-    for name in POLICIES:
+    for name in config.miniwob.policies:
       out = _cached(workdir / 'eval' / f'{name}_miniwob.json',
                     lambda: evaluate_miniwob(config, dirs[name], mesh))  # noqa: B023
       results['miniwob_success'][name] = out['miniwob_success']
