@@ -29,7 +29,8 @@ def get_config(arg=None):
   c.model = ml_collections.ConfigDict(dict(   # runners.generate.load_model fields
       model_dir='', preset='', dtype='float32', tokenizer='', seed=0))
   c.parts = ('sites', 'miniwob')
-  c.batch_size = 8                      # episodes per rollout call (sites and MiniWoB++)
+  c.batch_size = 4                      # episodes per rollout call (sites and MiniWoB++);
+                                        # Qwen2.5-0.5B at 8 rows x ~2k tokens: ~18 GB RSS
 
   max_steps = 5
   b = webagent_qwen.get_config().base  # task, env and rollout settings of the Qwen recipe

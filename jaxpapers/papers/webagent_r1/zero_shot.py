@@ -118,6 +118,6 @@ def run(config, workdir: str) -> dict:
           ''.join(json.dumps({'episode': s}) + '\n' for s in samples))
       shown = stats['success'] if part == 'sites' else stats['miniwob_mean']
       print(f'{label}: {part} success {shown:.3f} ({stats[f"{part}_s"]} s)', flush=True)
-    results[label] = row
-    metrics_lib.write_json(workdir / 'results.json', results)
+      results[label] = row
+      metrics_lib.write_json(workdir / 'results.json', results)   # each part as it ends
   return results
