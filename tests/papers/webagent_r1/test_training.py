@@ -22,6 +22,15 @@ from jaxpapers.papers.webagent_r1 import training
 HAS_MINIWOB = chromium.browser_available() and importlib.util.find_spec('miniwob') is not None
 
 
+def launch(config: str, workdir, *overrides: str) -> None:
+  """Runs `python -m jaxpapers.launch` on one CPU device; fails with its stderr tail."""
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'jaxpapers.launch', f'--config={config}', f'--workdir={workdir}',
+       *overrides], env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.fixture(scope='module')
 def task_config():
   return config_lib.get_config('tiny').base.task
@@ -95,14 +104,9 @@ def test_check_env_names_what_is_wrong():
 def test_bc_then_m_grpo_end_to_end(tmp_path):
   """BC, 2 M-GRPO steps from it and from scratch, held-out evaluation with 2 budgets, and
   (where a browser is installed) each policy on a MiniWoB++ task."""
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
   miniwob = (["--config.base.miniwob.tasks=('click-button',)",
               "--config.base.miniwob.policies=('bc', 'r1')"] if HAS_MINIWOB else [])
-  proc = subprocess.run(
-      [sys.executable, '-m', 'jaxpapers.launch', '--config=configs/webagent_r1.py:tiny',
-       f'--workdir={tmp_path}', *miniwob], env=env, capture_output=True, text=True,
-      timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  launch('configs/webagent_r1.py:tiny', tmp_path, *miniwob)
   results = json.loads((tmp_path / 'results.json').read_text())
   seed = results['per_seed']['0']
   for name in ('bc', 'r1', 'r1_zero'):
@@ -140,11 +144,7 @@ def test_chat_demonstrations_close_each_earlier_turn_with_end_of_turn():
 
 @pytest.mark.slow
 def test_qwen_recipe_runs_on_a_tiny_random_model(tmp_path):
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
-  proc = subprocess.run(
-      [sys.executable, '-m', 'jaxpapers.launch', '--config=configs/webagent_qwen.py:test',
-       f'--workdir={tmp_path}'], env=env, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  launch('configs/webagent_qwen.py:test', tmp_path)
   seed = json.loads((tmp_path / 'results.json').read_text())['per_seed']['0']
   assert set(seed['success_by_max_steps']['r1']) == {'1', '2'}
   assert set(seed['success_by_max_steps']['bc']) == {'2'}

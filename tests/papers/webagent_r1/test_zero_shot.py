@@ -1,20 +1,16 @@
 """Zero-shot reference rows: batching and per-task bookkeeping, and the real run end to end."""
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from configs import webagent_zero_shot
 from jaxpapers.core import tokenizer as tok_lib
-from jaxpapers.papers.webagent_r1 import chromium
 from jaxpapers.papers.webagent_r1 import training
 from jaxpapers.papers.webagent_r1 import zero_shot
+from tests.papers.webagent_r1 import test_training
 
-HAS_MINIWOB = chromium.browser_available() and importlib.util.find_spec('miniwob') is not None
+HAS_MINIWOB = test_training.HAS_MINIWOB
 
 
 def _fake_rollout(succeeds):
@@ -72,11 +68,7 @@ def test_miniwob_rows_are_per_task(monkeypatch):
 
 @pytest.mark.skipif(not HAS_MINIWOB, reason='needs chromium, chromium-driver and miniwob')
 def test_zero_shot_runs_a_tiny_random_model_on_both_benchmarks(tmp_path):
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
-  proc = subprocess.run(
-      [sys.executable, '-m', 'jaxpapers.launch', '--config=configs/webagent_zero_shot.py:test',
-       f'--workdir={tmp_path}'], env=env, capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  test_training.launch('configs/webagent_zero_shot.py:test', tmp_path)
   row = json.loads((tmp_path / 'results.json').read_text())['qwen3-tiny']
   assert row['sites']['n'] == 2 and 0.0 <= row['sites']['success'] <= 1.0
   assert 1.0 <= row['sites']['turns'] <= 2.0
