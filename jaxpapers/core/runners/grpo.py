@@ -52,6 +52,7 @@ from jaxpapers.core.rl import sft as sft_lib
 from jaxpapers.core.rl import trajectory as traj_lib
 
 TASKS = registry.Registry('GRPO task')
+EVAL_SEED_OFFSET = 10_000   # held-out prompts: make_task(..., seed + this, 'test')
 # Each task: fn(task_config, n, seed, split) -> PromptSet; split is 'train' or 'test' (the
 # held-out prompts); tasks whose prompts are random draws tell them apart by seed alone.
 TASKS.register('addition')(lambda c, n, seed, split: tasks_lib.addition_prompts(
@@ -390,7 +391,8 @@ def run(config, workdir: str) -> dict:
                      f'{mesh_lib.batch_divisor(mesh)} data x fsdp devices')
   make_task = TASKS.get(config.task.name)
   prompts = make_task(config.task, config.task.num_prompts, config.seed, 'train')
-  eval_prompts = make_task(config.task, config.task.num_eval, config.seed + 10_000, 'test')
+  eval_prompts = make_task(config.task, config.task.num_eval,
+                           config.seed + EVAL_SEED_OFFSET, 'test')
   print(f'mesh: {mesh_lib.describe(mesh)}; task {config.task.name}: '
         f'{len(prompts.prompt_ids)} prompts', flush=True)
 

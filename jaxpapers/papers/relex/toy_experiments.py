@@ -89,8 +89,8 @@ class Evaluator:
     self.shardings = mesh_lib.param_shardings(state, mesh)
     task = grpo_runner.TASKS.get(grpo_config.task.name)
     # The runner's held-out prompts: same task config, count and seed offset.
-    self.prompts = task(grpo_config.task, grpo_config.task.num_eval, grpo_config.seed + 10_000,
-                        'test')
+    self.prompts = task(grpo_config.task, grpo_config.task.num_eval,
+                        grpo_config.seed + grpo_runner.EVAL_SEED_OFFSET, 'test')
     self._flat: dict[str, dict[str, np.ndarray]] = {}
 
   def flat(self, path) -> dict[str, np.ndarray]:

@@ -100,7 +100,8 @@ def run(config, workdir: str) -> dict:
               'r1': {str(full): runner_success(dirs['r1'], 'eval_accuracy')},
               'r1_zero': {str(full): runner_success(dirs['r1_zero'], 'eval_accuracy')}}
   mesh = mesh_lib.make_mesh(config.mesh)
-  test = training.prompt_set(config.task, config.task.num_eval, config.seed + 10_000, 'test')
+  test = training.prompt_set(config.task, config.task.num_eval,
+                             config.seed + grpo_runner.EVAL_SEED_OFFSET, 'test')  # runner's
   for name in config.scaling_policies:
     for m in sorted(set(config.eval_max_steps) - {full}):
       out = _cached(workdir / 'eval' / f'{name}_steps{m}.json',

@@ -9,8 +9,9 @@ compression (`configs/webagent_qwen.py`'s rollout settings), greedily:
 - on MiniWoB++ in headless Chromium ('miniwob' env), per task.
 
 The rollouts are core's (`runners.grpo.agent_rollout` with one generation per task), in
-batches of `config.batch_size` episodes. results.json: {model: {'sites': {success, turns,
-invalid_actions, ...}, 'miniwob_success': {task: rate}, 'miniwob_mean': ...}}.
+batches of `config.batch_size` episodes. results.json (rewritten as each part ends): {model:
+{'load_s', 'sites': {success, rewards per task, turns, invalid_actions, ...}, 'miniwob':
+{'miniwob_success': {task: rate}, 'miniwob_mean', 'miniwob_turns', ...}}}.
 """
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def evaluate(model, prompts, base, batch_size: int, mesh) -> tuple[dict, np.ndar
 
 def sites_rows(model, tok, base, batch_size: int, mesh, seed: int = 0) -> tuple[dict, list[str]]:
   """Success on `base.task.num_eval` held-out generated-site tasks (the order of `seed`)."""
-  prompts = training.prompt_set(base.task, base.task.num_eval, seed + 10_000, 'test', tok=tok)
+  prompts = training.prompt_set(base.task, base.task.num_eval,
+                                seed + grpo_runner.EVAL_SEED_OFFSET, 'test', tok=tok)
   stats, rewards, samples = evaluate(model, prompts, base, batch_size, mesh)
   stats['n'], stats['rewards'] = len(prompts.prompt_ids), rewards.tolist()   # in task order
   return stats, samples
