@@ -78,6 +78,7 @@ def get_config(arg=None):
       max_steps=0,                    # > 0 overrides the epoch count
       batch_size=8,                   # paper: 128
       seq_len=2048,                   # prompt + target tokens (paper: 4096)
+      trim_multiple=128,              # batches cut to their longest row, rounded up to this
       warmup_ratio=0.03,
       train_query='formatted',        # 'formatted' | 'reference_literal' (prompts.py)
       log_every=1,

@@ -66,6 +66,8 @@ def get_config(arg=None):
       max_steps=0,                    # > 0 overrides the epoch count
       batch_size=128,                 # global batch (4 GPUs x 1 x 32 accumulation there)
       seq_len=4096,                   # model_max_length
+      trim_multiple=128,              # batches cut to their longest row (the reference pads
+                                      # each batch to its longest too)
       warmup_ratio=0.03,
       train_query='reference_literal',
       log_every=1,

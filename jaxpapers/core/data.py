@@ -124,10 +124,35 @@ def process_rows(global_batch: int) -> slice:
   return slice(i * per, (i + 1) * per)
 
 
+def trim_padding(batch: Mapping[str, np.ndarray], multiple: int,
+                 mask_key: str = 'attention_mask') -> dict[str, np.ndarray]:
+  """Drops the right-padding columns that no row of `batch` uses, keeping a multiple of
+  `multiple` (so only a few shapes compile). Every [B, T] field is cut to the same width;
+  with right padding and a causal model the loss is unchanged, and the step costs what
+  the batch's longest row needs instead of `seq_len`."""
+  if multiple <= 0:
+    raise ValueError(f'trim multiple must be positive, got {multiple}')
+  mask = np.asarray(batch[mask_key])
+  width = mask.shape[1]
+  used = np.flatnonzero(mask.any(0))
+  keep = min(width, _round_up(int(used[-1]) + 1 if used.size else 1, multiple))
+  return {k: v[:, :keep] if np.ndim(v) >= 2 and np.shape(v)[1] == width else v
+          for k, v in batch.items()}
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
 def batched_pipeline(records: Sequence[Record], transform: Callable[[Record], dict],
                      global_batch: int, seed: int, shuffle: bool = True,
-                     num_epochs: int | None = None) -> grain.IterDataset:
-  """Shuffled, repeated, transformed, batched records; each process keeps its rows."""
+                     num_epochs: int | None = None,
+                     trim_multiple: int = 0) -> grain.IterDataset:
+  """Shuffled, repeated, transformed, batched records; each process keeps its rows.
+
+  `trim_multiple` > 0 cuts each global batch's unused right padding (`trim_padding`)
+  before the rows are split, so every process sees the same width.
+  """
   if not records:
     raise ValueError('dataset is empty')
   rows = process_rows(global_batch)
@@ -135,6 +160,8 @@ def batched_pipeline(records: Sequence[Record], transform: Callable[[Record], di
   if shuffle:
     ds = ds.shuffle(seed=seed)
   ds = ds.repeat(num_epochs).map(transform).batch(global_batch, drop_remainder=True)
+  if trim_multiple:
+    ds = ds.map(lambda b: trim_padding(b, trim_multiple))
   ds = ds.map(lambda b: {k: v[rows] for k, v in b.items()})
   return ds.to_iter_dataset()
 

@@ -53,3 +53,25 @@ def test_pipeline_iterator_state_resumes_same_batches():
   assert [next(it2)['x'].ravel().tolist() for _ in range(15)] == rest
   seen = sum(first + rest, [])
   assert len(set(seen[:36])) == 36  # one epoch visits every record once (drop remainder)
+
+
+def test_trim_padding_keeps_the_longest_row_rounded_up():
+  rows = [data_lib.pad_example([1, 2, 3], [4] * n, seq_len=32, pad_id=0) for n in (2, 7)]
+  batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]} | {'id': np.array([5, 6])}
+  out = data_lib.trim_padding(batch, multiple=4)
+  assert out['tokens'].shape == (2, 12) and out['loss_mask'].shape == (2, 12)
+  assert out['id'].tolist() == [5, 6]        # non-sequence fields pass through
+  for k in rows[0]:                          # nothing used is cut
+    assert batch[k][:, 12:].sum() == 0
+    np.testing.assert_array_equal(out[k], batch[k][:, :12])
+  assert data_lib.trim_padding(batch, multiple=64)['tokens'].shape == (2, 32)  # never wider
+  with pytest.raises(ValueError, match='trim multiple'):
+    data_lib.trim_padding(batch, multiple=0)
+
+
+def test_pipeline_trims_each_global_batch_before_splitting_rows():
+  records = [[1] * n for n in (3, 3, 9, 3, 3, 3, 3, 3)]
+  transform = lambda r: data_lib.pad_example(r, [2], seq_len=64, pad_id=0)  # noqa: E731
+  it = iter(data_lib.batched_pipeline(records, transform, global_batch=4, seed=0,
+                                      shuffle=False, trim_multiple=8))
+  assert [next(it)['tokens'].shape for _ in range(2)] == [(4, 16), (4, 8)]

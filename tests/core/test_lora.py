@@ -9,6 +9,7 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from jaxpapers.core import checkpoint as ckpt_lib
+from jaxpapers.core import data as data_lib
 from jaxpapers.core import hf
 from jaxpapers.core import lora
 from jaxpapers.core import mesh as mesh_lib
@@ -266,3 +267,18 @@ def test_trainable_step_matches_the_plain_steps_and_full_params(tiny, adapters, 
   chex.assert_trees_all_close(full, expected_full, rtol=1e-6)
   assert policy.init_fn(lambda: 'full', params, 0)() == 'full' if not use_lora else (
       jax.tree.structure(policy.init_fn(None, params, 0)()) == jax.tree.structure(adapters))
+
+
+def test_sft_loss_is_unchanged_by_trimming_right_padding(tiny):
+  """What `data.trim_padding` relies on: columns past every row's last token change
+  neither the loss nor its gradient."""
+  _, _, params, loss_fn, _ = tiny
+  rows = [data_lib.pad_example(list(range(5, 5 + n)), [7, 8, 9], seq_len=32, pad_id=0)
+          for n in (4, 9)]
+  batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+  trimmed = data_lib.trim_padding(batch, multiple=8)
+  assert trimmed['tokens'].shape == (2, 16)
+  grad_fn = jax.value_and_grad(lambda p, b: loss_fn(p, b)[0])
+  (full, g_full), (cut, g_cut) = grad_fn(params, batch), grad_fn(params, trimmed)
+  np.testing.assert_allclose(cut, full, rtol=1e-5)
+  chex.assert_trees_all_close(g_cut, g_full, rtol=1e-4, atol=1e-6)

@@ -56,7 +56,8 @@ def validate(config) -> None:
   config_lib.check_choice(config, 'ft.train_query', prompts.TRAIN_QUERIES)
   config_lib.check_positive(config, 'data.n_docs', 'icl.num_demos', 'generation.batch_size',
                             'generation.max_new_tokens', 'generation.rationale_tokens',
-                            'generation.chunk', 'ft.batch_size', 'ft.seq_len', 'ft.epochs')
+                            'generation.chunk', 'ft.batch_size', 'ft.seq_len', 'ft.epochs',
+                            'ft.trim_multiple')
   config_lib.require(0 < config.data.test_fraction < 1, 'data.test_fraction',
                      f'must be in (0, 1), got {config.data.test_fraction}')
   config_lib.require(len(config.ft.seeds) > 0, 'ft.seeds', 'needs at least one seed')

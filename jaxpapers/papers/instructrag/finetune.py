@@ -6,7 +6,9 @@ tokenizer's EOS; the loss covers exactly the target and EOS tokens (the referenc
 the synthesised rationale (InstructRAG-FT) or the first gold answer (vanilla SFT).
 Optimiser: AdamW, lr 2.5e-5 with linear warm-up over ceil(0.03 x steps) and cosine decay
 to 0, grad-norm clip 1.0, no weight decay (the reference's train.sh on HF Trainer); steps =
-ceil(epochs x examples / batch) unless `max_steps` is set.
+ceil(epochs x examples / batch) unless `max_steps` is set. Each batch is cut to its longest
+example rounded up to `trim_multiple` tokens (examples are padded to `seq_len`), which
+leaves the loss unchanged and makes a step cost what the batch needs.
 Training starts from the loaded weights (a GGUF is dequantised to `model.dtype`), resumes from
 its own Orbax checkpoints (train state and data iterator), and returns the trained params.
 """
@@ -52,7 +54,8 @@ def train(model, examples: Sequence[dict], ft, seed: int, workdir: pathlib.Path,
   base = loading.params_of(nnx.merge(*model))
 
   # --- data: shuffled, repeated, batched; its iterator is checkpointed with the state
-  data_iter = iter(data_lib.batched_pipeline(list(examples), dict, ft.batch_size, seed))
+  data_iter = iter(data_lib.batched_pipeline(list(examples), dict, ft.batch_size, seed,
+                                             trim_multiple=ft.trim_multiple))
   batch_sharding = mesh_lib.batch_sharding(mesh)
 
   # --- abstract state and shardings (nothing random is allocated: init is only compiled)
