@@ -67,6 +67,7 @@ def get_config(arg=None):
       max_prompt_tokens=3584,         # longer prompts lose the start of their documents
       batch_size=8,                   # rows per sampler call
       bucket=128,                     # prompt lengths padded to multiples of this
+      shared_prefix=64,               # a batch's common prefix (ICL demos) prefilled once
       chunk=64,                       # prompts per cached part file (resume granularity)
   ))
   c.icl = ml_collections.ConfigDict(dict(num_demos=2))   # N (paper: 2)

@@ -55,6 +55,7 @@ def get_config(arg=None):
       max_new_tokens=1024, rationale_tokens=1024, max_prompt_tokens=3072,
       batch_size=64,                  # rows per sampler call (split over data x fsdp)
       bucket=256,                     # prompt lengths padded to multiples of this
+      shared_prefix=64,               # a batch's common prefix (ICL demos) prefilled once
       chunk=512,                      # prompts per cached part file
   ))
   c.icl = ml_collections.ConfigDict(dict(num_demos=2))   # N (paper: 2)

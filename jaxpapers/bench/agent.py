@@ -3,6 +3,7 @@ transformers (`generate` reusing `past_key_values`), and vs ours re-prefilling e
 
   python -m jaxpapers.bench.agent
   python -m jaxpapers.bench.agent --repeats=5 --skip_torch
+  python -m jaxpapers.bench.agent --system=1024 --skip_torch   # + a shared system prompt
 
 Episodes of 4 policy turns of 64 sampled tokens, with a 128-token observation appended after
 each of the first 3 (the env is not called after the last turn): 640 completion tokens per
@@ -13,7 +14,11 @@ every turn samples all 64 tokens on both sides. Observations are fixed random to
 The HF loop is what a user writes: `generate(ids, past_key_values=cache,
 return_dict_in_generate=True)`, append the observation ids, call again with the returned
 cache, so each turn prefills only the new tokens. Reported: episodes/s, policy tokens/s,
-process CPU-seconds, and the ratios ours / HF and cached / re-prefill.
+process CPU-seconds, and the ratios ours / HF and cached / re-prefill. `--system=n` puts the
+same n random tokens (a system prompt) before every prompt and also times the re-prefill loop
+and the kept-cache loop with that prefix prefilled once (`AgentConfig.shared_prefix`, the
+default) against prefilling it for every row (shared_prefix=0); re-prefilling is what
+WebAgent-R1's compressed-history rollouts do every turn.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ def _args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--batch', type=int, default=8)
   p.add_argument('--prompt', type=int, default=64)
+  p.add_argument('--system', type=int, default=0, help='shared prefix tokens before each prompt')
   p.add_argument('--turns', type=int, default=4)
   p.add_argument('--turn_tokens', type=int, default=64)
   p.add_argument('--obs_tokens', type=int, default=128)
@@ -66,13 +72,13 @@ def _observations(a, vocab: int) -> np.ndarray:
   return np.random.default_rng(1).integers(3, vocab, (a.turns - 1, a.batch, a.obs_tokens))
 
 
-def bench_ours(model, prompts, obs, a, kv_reuse: bool) -> dict:
+def bench_ours(model, prompts, obs, a, kv_reuse: bool, shared_prefix: int = 64) -> dict:
   pair = agent.sampler.split(model)
   tok = IdTokenizer()
   cfg = agent.AgentConfig(max_turns=a.turns, max_turn_tokens=a.turn_tokens,
                           max_total_tokens=a.turns * a.turn_tokens + (a.turns - 1) * a.obs_tokens,
                           temperature=1.0, top_k=50, top_p=0.95, env_template='{text}',
-                          kv_reuse=kv_reuse, chunk_bucket=16)
+                          kv_reuse=kv_reuse, chunk_bucket=16, shared_prefix=shared_prefix)
   turn_of = {}
 
   def env(rows, turns):
@@ -119,7 +125,7 @@ def bench_hf(path: str, prompts, obs, a) -> dict | None:
         ids, cache = out.sequences, getattr(out, cache_name)
         if k + 1 < a.turns:
           ids = torch.cat([ids, torch.tensor(obs[k], dtype=torch.long)], dim=1)
-    assert ids.shape[1] == a.prompt + a.turns * turn_tokens + (a.turns - 1) * a.obs_tokens
+    assert ids.shape[1] == a.system + a.prompt + a.turns * turn_tokens + (a.turns - 1) * a.obs_tokens
   run(4)   # warm-up (allocator, kernels)
   stats = timing.timed(run, a.repeats)
   stats['version'] = (f'torch {torch.__version__} ({torch.get_num_threads()} threads), '
@@ -140,9 +146,12 @@ def main(argv=None):
                                                                   param_dtype=a.dtype)
   model = qwen.init(cfg, seed=0)
   prompts = np.random.default_rng(0).integers(3, cfg.vocab_size, (a.batch, a.prompt))
+  if a.system:
+    system = np.random.default_rng(2).integers(3, cfg.vocab_size, (1, a.system))
+    prompts = np.concatenate([np.repeat(system, a.batch, 0), prompts], axis=1)
   obs = _observations(a, cfg.vocab_size)
   print(f'model: qwen2 {cfg.num_params / 1e6:.1f}M params, {a.dtype}; batch {a.batch}, prompt '
-        f'{a.prompt}, {a.turns} turns x {a.turn_tokens} sampled + {a.obs_tokens}-token '
+        f'{a.system} shared + {a.prompt}, {a.turns} turns x {a.turn_tokens} sampled + {a.obs_tokens}-token '
         f'observations; jax {jax.__version__} on {jax.devices()[0].device_kind}; '
         f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}', flush=True)
   cached = bench_ours(model, prompts, obs, a, kv_reuse=True)
@@ -152,6 +161,13 @@ def main(argv=None):
   print(_line('ours, re-prefill', a, full, f'; compile {full["compile_s"]:.1f} s'), flush=True)
   print(f'ratio: kept caches {full["median_s"] / cached["median_s"]:.2f}x re-prefill '
         f'({full["cpu_s"] / cached["cpu_s"]:.2f}x per CPU-s)', flush=True)
+  if a.system:
+    for name, kv_reuse, shared in (('kept caches', True, cached), ('re-prefill', False, full)):
+      each = bench_ours(model, prompts, obs, a, kv_reuse=kv_reuse, shared_prefix=0)
+      print(_line(f'ours, {name}, prefix prefilled per row', a, each,
+                  f'; compile {each["compile_s"]:.1f} s'), flush=True)
+      print(f'ratio ({name}): shared prefix {each["median_s"] / shared["median_s"]:.2f}x '
+            f'per-row prefill ({each["cpu_s"] / shared["cpu_s"]:.2f}x per CPU-s)', flush=True)
   if a.skip_torch:
     return
   with tempfile.TemporaryDirectory() as tmp:

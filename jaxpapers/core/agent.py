@@ -30,7 +30,10 @@ stopped) are masked out, and RoPE positions count each row's real tokens, so a r
 exactly as its context alone would. When half the batch has finished, the cache is compacted
 to the live rows (batch sizes are powers of two, so few shapes compile); finished rows cost
 one masked token per round until then. `kv_reuse=False` re-prefills the whole context every
-round (the reference the cached loop is tested against).
+round (the reference the cached loop is tested against). Either way the episodes' common
+prompt prefix (a system prompt, shared instructions; `shared_prefix`) is prefilled once for
+the whole batch and copied to every row: once per rollout with kept caches, once per round
+when re-prefilling.
 
 Environment: a `core.env.Environment` (its `step`) or any `env(rows, turns) ->
 observations`, batched over the episodes awaiting a response (`rows` index the prompts). See
@@ -77,6 +80,9 @@ class AgentConfig:
   kv_reuse: bool = True            # keep each episode's KV cache between turns
   chunk_bucket: int = 16           # kv_reuse: new-turn token counts round up to multiples
   compress_history: bool = False   # earlier observations -> their `brief` (needs kv_reuse off)
+  shared_prefix: int = 64          # the episodes' common prompt prefix (a system prompt) is
+                                   # prefilled once for all rows when at least this long
+                                   # (sampler.common_prefix; 0 = off)
 
   def __post_init__(self):
     if self.on_error not in ON_ERROR:
@@ -277,7 +283,7 @@ def _rollout_reprefill(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, me
         pair, [episodes[i].prompt + episodes[i].tokens for i in live],
         max_new_tokens=cfg.max_turn_tokens, rng=_turn_rng(rng, turn), mesh=mesh,
         prompt_bucket=cfg.prompt_bucket, pad_batch_to=_pow2(len(live)),
-        **_sampling(cfg, tokenizer, eos_ids, pad_id))
+        shared_prefix=cfg.shared_prefix, **_sampling(cfg, tokenizer, eos_ids, pad_id))
     tokens, logps = np.asarray(out.tokens), np.asarray(out.logprobs)
     lengths, finish = np.asarray(out.lengths), np.asarray(out.finish_reason)
     pending = []
@@ -325,14 +331,18 @@ def _rollout_cached(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, eos_i
   """The multi-turn loop over kept per-episode caches (see the module docstring)."""
   model_cfg = nnx.merge(*pair).config
   n = len(episodes)
-  width = sampler.bucket_length(max(len(ep.prompt) for ep in episodes), cfg.prompt_bucket)
-  capacity = _round_up(width + cfg.max_total_tokens + cfg.max_turn_tokens
+  prefix = (sampler.common_prefix([ep.prompt for ep in episodes], cfg.shared_prefix)
+            if cfg.shared_prefix > 0 else [])
+  p = len(prefix)                   # a shared prefix is prefilled once, for every row
+  width = sampler.bucket_length(max(len(ep.prompt) for ep in episodes) - p, cfg.prompt_bucket)
+  capacity = _round_up(p + width + cfg.max_total_tokens + cfg.max_turn_tokens
                        + cfg.max_turns * cfg.chunk_bucket, 64)
   batch = _pow2(n)
-  kept = _KeptBatch(sampler.new_cache(model_cfg, batch, capacity),
-                    list(range(n)) + [-1] * (batch - n),
-                    np.ones((batch, capacity), np.int32), np.zeros(batch, np.int32))
-  feed = {i: list(ep.prompt) for i, ep in enumerate(episodes)}   # tokens not yet in the cache
+  cache = (sampler.prefix_cache(pair, prefix, batch, capacity) if prefix
+           else sampler.new_cache(model_cfg, batch, capacity))
+  kept = _KeptBatch(cache, list(range(n)) + [-1] * (batch - n),
+                    np.ones((batch, capacity), np.int32), np.full(batch, p, np.int32), cursor=p)
+  feed = {i: list(ep.prompt[p:]) for i, ep in enumerate(episodes)}  # not yet in the cache
   for turn in range(cfg.max_turns):
     live = [i for i in kept.rows if i >= 0 and not episodes[i].done]
     if not live:

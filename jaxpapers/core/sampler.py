@@ -23,6 +23,11 @@
   over token-sequence matching, which misses a string spelled with other tokens, and over
   host checks between chunks, which sync and over-generate). The EOS or stop-completing
   token is kept in the output; `pad_id` fills the rest.
+- Shared prefix (`shared_prefix=n`): when every prompt of the batch starts with the same n or
+  more tokens (a system prompt, ICL demonstrations), that prefix is prefilled once, for one
+  row, its cache copied to every row, and only the rest of each prompt is prefilled (the
+  `extend` path); positions and sampling streams are those of the plain path, so the
+  output is the same up to float rounding.
 - Streaming (`on_chunk`): the same compiled decode loop is run to a dynamic step bound in
   chunks, handing the partial output to the caller between chunks.
 """
@@ -337,11 +342,42 @@ def _knobs(temperature, top_p, eos_ids, matcher, limit) -> dict:
   return knobs
 
 
+PREFIX_BUCKET = 64   # shared prefixes are cut to multiples of this (few compiled shapes)
+
+
+def common_prefix(prompts: Sequence[Sequence[int]], min_len: int) -> list[int]:
+  """The prompts' longest common prefix, cut to a multiple of PREFIX_BUCKET and so that
+  every prompt keeps at least one token of its own; [] when that is under `min_len`."""
+  rows = [list(p) for p in prompts]
+  if not rows:
+    return []
+  n = min(len(r) for r in rows) - 1
+  first = rows[0]
+  for r in rows[1:]:
+    n = next((k for k in range(n) if r[k] != first[k]), n)
+  n = n // PREFIX_BUCKET * PREFIX_BUCKET
+  return first[:n] if n >= max(min_len, 1) else []
+
+
+@functools.partial(jax.jit, static_argnames=('graphdef', 'batch', 'capacity'))
+def _prefix_cache(params, prefix, *, graphdef, batch: int, capacity: int):
+  """A cache of `capacity` slots for `batch` rows, each holding `prefix` [1, P] at slots
+  0..P (prefilled once, then copied)."""
+  model = nnx.merge(graphdef, params)
+  length = prefix.shape[1]
+  cache = layers.init_cache(model.config, 1, length)
+  _, cache = model.hidden_states(prefix, jnp.arange(length)[None], jnp.ones_like(prefix),
+                                 cache, 0)
+  return jax.tree.map(lambda x: jnp.pad(jnp.broadcast_to(x, (batch,) + x.shape[1:]),
+                                        ((0, 0), (0, 0), (0, capacity - length), (0, 0))),
+                      cache)
+
+
 def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, stop=None, tokenizer=None,
              eos_ids: Sequence[int] = (), pad_id: int = 0, prompt_mask=None, mesh=None,
              prompt_bucket: int = 0, pad_batch_to: int = 0, on_chunk=None,
-             chunk_tokens: int = 16) -> SamplerOutput:
+             chunk_tokens: int = 16, shared_prefix: int = 0) -> SamplerOutput:
   """Samples continuations of a batch of prompts.
 
   Args:
@@ -360,6 +396,8 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
     pad_batch_to: run with at least this many rows (dummy rows are dropped).
     on_chunk: streaming: called with the partial SamplerOutput after the first token and
       then every `chunk_tokens` decode steps (one host sync per chunk, not per token).
+    shared_prefix: prefill the prompts' common prefix once when it has at least this many
+      tokens (rounded down to a multiple of PREFIX_BUCKET; 0 = off). Token-list prompts only.
   Returns:
     SamplerOutput with [B, N] tokens and logprobs, [B] lengths and finish reasons.
   """
@@ -367,22 +405,38 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
     raise ValueError(f'max_new_tokens must be > 0, got {max_new_tokens}')
   graphdef, params = split(model, mesh)
   cfg = nnx.merge(graphdef, params).config
+  prefix = (common_prefix(prompts, shared_prefix)
+            if shared_prefix > 0 and not isinstance(prompts, (np.ndarray, jax.Array)) else [])
+  if prefix:
+    prompts = [list(p)[len(prefix):] for p in prompts]
   tokens, mask = pad_prompts(prompts, pad_id, prompt_mask, prompt_bucket)
   b = tokens.shape[0]
   div = mesh_lib.batch_divisor(mesh) if mesh is not None else 1
   tokens, mask = _pad_batch(tokens, mask, -(-max(b, pad_batch_to) // div) * div)
   matcher = stop_strings.matcher(stop, tokenizer, cfg.vocab_size)
+  p = len(prefix)
+  sharding = _cache_sharding(mesh, cfg, (tokens.shape[0], p + tokens.shape[1]), max_new_tokens)
   mode = _Mode(greedy=temperature <= 0, top_k=int(top_k), top_p=top_p < 1.0 and temperature > 0,
                stops=matcher is not None, pad_id=int(pad_id), max_new=int(max_new_tokens),
-               cache_sharding=_cache_sharding(mesh, cfg, tokens.shape, max_new_tokens))
+               cache_sharding=None if prefix else sharding)
   row_ids = np.arange(tokens.shape[0], dtype=np.int32)
   if mesh is not None:
     rows2, rows1 = mesh_lib.batch_sharding(mesh), mesh_lib.batch_sharding(mesh, 1)
     tokens, mask, row_ids = jax.device_put((tokens, mask, row_ids), (rows2, rows2, rows1))
   knobs = _knobs(temperature, top_p, eos_ids, matcher, np.full(tokens.shape[0], max_new_tokens))
-  cache, kv_mask, carry = _prefill(params, tokens, mask, row_ids, rng, knobs, graphdef=graphdef,
-                                   mode=mode)
-  start, base_pos = np.int32(tokens.shape[1]), jnp.sum(mask, axis=1).astype(jnp.int32)
+  if prefix:
+    cache = _prefix_cache(params, np.asarray([prefix], np.int32), graphdef=graphdef,
+                          batch=tokens.shape[0], capacity=p + tokens.shape[1] + max_new_tokens)
+    if sharding is not None:
+      cache = jax.device_put(cache, sharding)
+    kv_mask = np.ones((tokens.shape[0], p + tokens.shape[1] + max_new_tokens), np.int32)
+    base = np.full((tokens.shape[0],), p, np.int32)
+    cache, kv_mask, carry = _extend(params, cache, kv_mask, np.int32(p), tokens, mask, base,
+                                    row_ids, rng, knobs, graphdef=graphdef, mode=mode)
+  else:
+    cache, kv_mask, carry = _prefill(params, tokens, mask, row_ids, rng, knobs,
+                                     graphdef=graphdef, mode=mode)
+  start, base_pos = np.int32(p + tokens.shape[1]), p + jnp.sum(mask, axis=1).astype(jnp.int32)
   run = lambda carry, cache, until: _decode(  # noqa: E731
       params, cache, carry, kv_mask, start, base_pos, row_ids, rng, knobs, np.int32(until),
       graphdef=graphdef, mode=mode)
@@ -408,7 +462,8 @@ def _cache_sharding(mesh, cfg: layers.DecoderConfig, shape, max_new):
 
 def compile_count() -> int:
   """Compiled variants of the prefill and decode functions so far (tests check reuse)."""
-  return _prefill._cache_size() + _extend._cache_size() + _decode._cache_size()
+  return (_prefill._cache_size() + _extend._cache_size() + _decode._cache_size()
+          + _prefix_cache._cache_size())
 
 
 # ----------------------------------------------------------------------------- kept caches
@@ -418,6 +473,14 @@ def compile_count() -> int:
 def new_cache(cfg: layers.DecoderConfig, batch: int, capacity: int):
   """An empty cache of `capacity` slots for `extend` (one per batch row)."""
   return layers.init_cache(cfg, batch, capacity)
+
+
+def prefix_cache(model, prefix: Sequence[int], batch: int, capacity: int):
+  """A kept cache (for `extend`) of `capacity` slots whose `batch` rows all hold `prefix` at
+  slots 0..len(prefix), prefilled once: extend at start=len(prefix), base_pos=len(prefix)."""
+  graphdef, params = split(model)
+  return _prefix_cache(params, np.asarray([list(prefix)], np.int32), graphdef=graphdef,
+                       batch=batch, capacity=capacity)
 
 
 @jax.jit

@@ -185,6 +185,36 @@ def test_cached_turns_equal_reprefill_token_for_token(pair, tok, temperature):
   _assert_logprobs_match_forward(pair, cached, temperature or 1.0)
 
 
+@pytest.mark.parametrize('compress', [False, True])
+def test_reprefill_shared_system_prompt_equals_prefilling_each_row(pair, tok, compress,
+                                                                  monkeypatch):
+  """A long common prefix prefilled once (shared_prefix) == every row prefilled whole: same
+  tokens and logprobs, re-prefilling (with and without history compression) and with
+  kept caches."""
+  system = tok_lib.encode(tok, 'You are a careful agent. ' * 16)
+  assert len(system) >= sampler.PREFIX_BUCKET
+  prompts = [system + tok_lib.encode(tok, q) for q in MORE]
+  briefs = [system + tok_lib.encode(tok, f'Q{i}') for i in range(len(MORE))]
+  cfg = _config(max_turns=3, max_turn_tokens=6, max_total_tokens=60, temperature=0.0,
+                kv_reuse=False, compress_history=compress, prompt_bucket=16)
+  prefills = []
+  real = sampler._prefix_cache
+  monkeypatch.setattr(sampler, '_prefix_cache',
+                      lambda params, prefix, **kw: prefills.append(prefix.shape) or real(
+                          params, prefix, **kw))
+  settings = [dict(shared_prefix=0), dict(shared_prefix=1)] + (
+      [] if compress else [dict(shared_prefix=1, kv_reuse=True)])
+  runs = [agent.rollout(pair, tok, prompts, PagesEnv(), dataclasses.replace(cfg, **kw),
+                        rng=jax.random.key(3), brief_prompts=briefs if compress else None)[1]
+          for kw in settings]
+  # Once per round re-prefilling (3 rounds), once per rollout with kept caches.
+  assert len(prefills) == 3 + (not compress) and prefills[0][1] >= sampler.PREFIX_BUCKET
+  for other in runs[1:]:
+    for a, b in zip(runs[0], other):
+      assert a.tokens == b.tokens and a.end_reason == b.end_reason
+      np.testing.assert_allclose(a.logprobs, b.logprobs, atol=2e-4)
+
+
 def test_cached_rollout_grows_and_compacts_with_few_compiles(pair, tok, monkeypatch):
   calls = {'grow': 0, 'take_rows': 0}
   for name in calls:

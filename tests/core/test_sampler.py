@@ -222,6 +222,47 @@ def test_generate_under_8_device_mesh_matches_single_device(qwen3_model):
   np.testing.assert_allclose(sharded.logprobs, single.logprobs, atol=1e-5)
 
 
+def _with_prefix(n=sampler.PREFIX_BUCKET + 9):
+  """PROMPTS behind one common system-prompt-like prefix of n tokens (one more row that
+  shares only part of its suffix with another)."""
+  head = [int(t) for t in np.random.default_rng(0).integers(1, 256, n)]
+  return [head + p for p in PROMPTS + [[5, 17, 4]]]
+
+
+def test_common_prefix_is_cut_to_the_bucket_and_leaves_every_row_a_token():
+  b = sampler.PREFIX_BUCKET
+  prompts = _with_prefix()
+  assert sampler.common_prefix(prompts, 1) == prompts[0][:b]
+  assert sampler.common_prefix(prompts, b + 1) == []            # under min_len
+  assert sampler.common_prefix([prompts[0][:b]] * 2, 1) == []    # would leave no own token
+  assert sampler.common_prefix([[1] * (b + 1)] * 2, 1) == [1] * b
+  assert sampler.common_prefix([[1] * 200, [2] * 200], 1) == []
+
+
+def test_shared_prefix_output_equals_plain_prefill(qwen3_model):
+  prompts = _with_prefix()
+  for kw in (dict(temperature=0.0), SAMPLED):
+    plain = sampler.generate(qwen3_model, prompts, max_new_tokens=N, rng=jax.random.key(3),
+                             pad_batch_to=4, **kw)
+    shared = sampler.generate(qwen3_model, prompts, max_new_tokens=N, rng=jax.random.key(3),
+                              pad_batch_to=4, shared_prefix=1, **kw)
+    np.testing.assert_array_equal(shared.tokens, plain.tokens)
+    np.testing.assert_allclose(shared.logprobs, plain.logprobs, atol=1e-5)
+    np.testing.assert_array_equal(shared.lengths, plain.lengths)
+
+
+def test_shared_prefix_under_8_device_mesh(qwen3_model):
+  mesh = mesh_lib.make_mesh({'data': -1})
+  pair = sampler.split(qwen3_model, mesh)
+  prompts = _with_prefix()
+  sharded = sampler.generate(pair, prompts, max_new_tokens=N, rng=jax.random.key(4), mesh=mesh,
+                             shared_prefix=1, **SAMPLED)
+  single = sampler.generate(qwen3_model, prompts, max_new_tokens=N, rng=jax.random.key(4),
+                            **SAMPLED)
+  np.testing.assert_array_equal(sharded.tokens, single.tokens)
+  np.testing.assert_allclose(sharded.logprobs, single.logprobs, atol=1e-5)
+
+
 def test_generate_rejects_empty_prompt(qwen3_model):
   with pytest.raises(ValueError, match='at least one token'):
     sampler.generate(qwen3_model, [[1, 2], []], max_new_tokens=2, rng=jax.random.key(0))

@@ -70,6 +70,7 @@ DEFAULTS = {
     'grpo.mask_truncated_completions': False, 'grpo.is_correction': 'none',
     'grpo.is_cap': 2.0, 'lora.rank': 0, 'resume_params_only': False,
     'rollout.compress_history': False,
+    'rollout.shared_prefix': agent_lib.AgentConfig.shared_prefix,
 }
 
 
@@ -100,7 +101,8 @@ def agent_config(config) -> agent_lib.AgentConfig:
       error_template=r.get('error_template', agent_lib.ERROR_TEMPLATE),
       temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
       prompt_bucket=config.prompt_bucket, kv_reuse=r.kv_reuse,
-      compress_history=opt(config, 'rollout.compress_history'))
+      compress_history=opt(config, 'rollout.compress_history'),
+      shared_prefix=opt(config, 'rollout.shared_prefix'))
 
 
 def lora_config(config) -> lora_lib.LoraConfig | None:

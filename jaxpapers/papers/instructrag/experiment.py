@@ -116,7 +116,8 @@ class Study:
       t0 = time.time()
       texts = inference.generate(holder['model'], self.tok, ids, mesh=self.mesh,
                                  max_new_tokens=max_new_tokens or g.max_new_tokens,
-                                 batch_size=g.batch_size, bucket=g.bucket)
+                                 batch_size=g.batch_size, bucket=g.bucket,
+                                 shared_prefix=g.shared_prefix)
       key = f'{dataset}/{name}/generate_s'
       self.timing(key, self.timings.get(key, 0.0) + time.time() - t0)
       return texts

@@ -19,13 +19,15 @@ from jaxpapers.core import tokenizer as tok_lib
 
 
 def generate(model, tok, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
-             batch_size: int, mesh=None, bucket: int = 128) -> list[str]:
-  """Greedy completions (decoded without special tokens) of `prompt_ids`, in input order."""
+             batch_size: int, mesh=None, bucket: int = 128, shared_prefix: int = 0) -> list[str]:
+  """Greedy completions (decoded without special tokens) of `prompt_ids`, in input order.
+  `shared_prefix`: a batch's common prefix (e.g. the ICL demonstrations) is prefilled once
+  (sampler.generate)."""
   return sampler.generate_batched(
       model, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size,
       decode=lambda ids: tok.decode(ids, skip_special_tokens=True),
       eos_ids=tok_lib.stop_token_ids(tok), pad_id=tok.pad_token_id, mesh=mesh,
-      prompt_bucket=bucket)
+      prompt_bucket=bucket, shared_prefix=shared_prefix)
 
 
 def cached(path: pathlib.Path, rows: Sequence[dict], prompt_ids: Sequence[Sequence[int]],
