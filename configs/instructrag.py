@@ -80,6 +80,7 @@ def get_config(arg=None):
       batch_size=8,                   # paper: 128
       seq_len=2048,                   # prompt + target tokens (paper: 4096)
       trim_multiple=128,              # batches cut to their longest row, rounded up to this
+      remat=True,                     # recompute blocks in the backward pass (memory)
       warmup_ratio=0.03,
       train_query='formatted',        # 'formatted' | 'reference_literal' (prompts.py)
       log_every=1,

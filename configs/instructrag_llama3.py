@@ -69,6 +69,7 @@ def get_config(arg=None):
       seq_len=4096,                   # model_max_length
       trim_multiple=128,              # batches cut to their longest row (the reference pads
                                       # each batch to its longest too)
+      remat=True,                     # recompute blocks in the backward pass (memory)
       warmup_ratio=0.03,
       train_query='reference_literal',
       log_every=1,

@@ -8,7 +8,8 @@ Optimiser: AdamW, lr 2.5e-5 with linear warm-up over ceil(0.03 x steps) and cosi
 to 0, grad-norm clip 1.0, no weight decay (the reference's train.sh on HF Trainer); steps =
 ceil(epochs x examples / batch) unless `max_steps` is set. Each batch is cut to its longest
 example rounded up to `trim_multiple` tokens (examples are padded to `seq_len`), which
-leaves the loss unchanged and makes a step cost what the batch needs.
+leaves the loss unchanged and makes a step cost what the batch needs. `remat` recomputes
+each block in the backward pass (activation memory of one layer instead of all).
 Training starts from the loaded weights (a GGUF is dequantised to `model.dtype`), resumes from
 its own Orbax checkpoints (train state and data iterator), and returns the trained params.
 """
@@ -50,7 +51,7 @@ def train(model, examples: Sequence[dict], ft, seed: int, workdir: pathlib.Path,
   """(graphdef, trained params) of `model` ((graphdef, params)) after SFT on `examples`."""
   workdir = pathlib.Path(workdir)
   steps = num_steps(len(examples), ft)
-  cfg = nnx.merge(*model).config
+  cfg = nnx.merge(*model).config.replace(remat=ft.remat)
   base = loading.params_of(nnx.merge(*model))
 
   # --- data: shuffled, repeated, batched; its iterator is checkpointed with the state
