@@ -81,6 +81,8 @@ def get_config(arg=None):
       seq_len=2048,                   # prompt + target tokens (paper: 4096)
       trim_multiple=128,              # batches cut to their longest row, rounded up to this
       remat=True,                     # recompute blocks in the backward pass (memory)
+      grad_accum_steps=8,             # the batch runs as this many slices (core.rl.sft: same
+                                      # gradient, activations of one slice)
       warmup_ratio=0.03,
       train_query='formatted',        # 'formatted' | 'reference_literal' (prompts.py)
       log_every=1,
@@ -93,6 +95,6 @@ def get_config(arg=None):
     c.model.model_dir, c.model.preset, c.model.tokenizer = '', 'qwen3-tiny', 'qwen'
     c.data.num_train, c.data.num_test, c.data.max_doc_words = 8, 8, 12
     c.generation.update(max_new_tokens=4, rationale_tokens=6, chunk=4)
-    c.ft.update(seeds=(0,), max_steps=2, seq_len=384)
+    c.ft.update(seeds=(0,), max_steps=2, seq_len=384, batch_size=16, grad_accum_steps=2)
     c.bootstrap = 50
   return c

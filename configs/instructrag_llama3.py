@@ -70,6 +70,7 @@ def get_config(arg=None):
       trim_multiple=128,              # batches cut to their longest row (the reference pads
                                       # each batch to its longest too)
       remat=True,                     # recompute blocks in the backward pass (memory)
+      grad_accum_steps=16,            # slices of 8 rows: one per device on 8 devices
       warmup_ratio=0.03,
       train_query='reference_literal',
       log_every=1,
@@ -85,6 +86,6 @@ def get_config(arg=None):
     c.data.update(num_train=8, num_test=8, max_doc_words=12)
     c.generation.update(max_new_tokens=4, rationale_tokens=6, max_prompt_tokens=512,
                         batch_size=8, bucket=128, chunk=8)
-    c.ft.update(max_steps=2, batch_size=8, seq_len=384)
+    c.ft.update(max_steps=2, batch_size=8, seq_len=384, grad_accum_steps=1)
     c.bootstrap = 50
   return c

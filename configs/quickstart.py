@@ -38,6 +38,7 @@ def get_config(arg=None):
   c.data.limit = 0                # read only the first N rows (0 = all)
   c.seq_len = 128                 # tokens per example (right-padded / truncated)
   c.batch_size = 8                # global batch; divisible by data x fsdp
+  c.grad_accum_steps = 1          # the batch runs as this many slices (core.rl.sft)
 
   # Optimizer: AdamW, warmup then cosine decay, global-norm clipping.
   c.steps = 60                    # optimizer steps

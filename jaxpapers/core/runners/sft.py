@@ -27,7 +27,7 @@ from jaxpapers.core.rl import sft as sft_lib
 
 def validate(config) -> None:
   config_lib.check_positive(config, 'steps', 'batch_size', 'seq_len', 'log_every',
-                            'optimizer.learning_rate')
+                            'grad_accum_steps', 'optimizer.learning_rate')
   config_lib.check_choice(config, 'data.format', data_lib.FORMATS)
   config_lib.check_choice(config, 'optimizer.schedule', ('linear', 'cosine', 'constant'))
   config_lib.require(config.model.hf_dir or config.model.preset in families.presets(),
@@ -47,6 +47,9 @@ def run(config, workdir: str) -> dict:
 
   # --- mesh
   mesh = mesh_lib.make_batch_mesh(config)
+  config_lib.check_divisible(config, 'batch_size',
+                             config.grad_accum_steps * mesh_lib.batch_divisor(mesh),
+                             f'{config.grad_accum_steps} grad_accum_steps slices over the mesh')
 
   # --- data
   tok = tok_lib.load(config.tokenizer)
@@ -84,8 +87,9 @@ def run(config, workdir: str) -> dict:
                mcfg.num_params / 1e6, start)
 
   # --- step
-  step_fn = train_lib.compile_step(sft_lib.make_train_step(graphdef, optimizer), shardings, mesh,
-                                   {'tokens': 2, 'loss_mask': 2, 'attention_mask': 2})
+  step_fn = train_lib.compile_step(
+      sft_lib.make_train_step(graphdef, optimizer, grad_accum_steps=config.grad_accum_steps),
+      shardings, mesh, {'tokens': 2, 'loss_mask': 2, 'attention_mask': 2})
 
   # --- loop
   writer = metrics_lib.MetricWriter(workdir)

@@ -57,7 +57,7 @@ def validate(config) -> None:
   config_lib.check_positive(config, 'data.n_docs', 'icl.num_demos', 'generation.batch_size',
                             'generation.max_new_tokens', 'generation.rationale_tokens',
                             'generation.chunk', 'ft.batch_size', 'ft.seq_len', 'ft.epochs',
-                            'ft.trim_multiple')
+                            'ft.trim_multiple', 'ft.grad_accum_steps')
   config_lib.require(0 < config.data.test_fraction < 1, 'data.test_fraction',
                      f'must be in (0, 1), got {config.data.test_fraction}')
   config_lib.require(len(config.ft.seeds) > 0, 'ft.seeds', 'needs at least one seed')
@@ -177,8 +177,10 @@ def run(config, workdir: str) -> dict:
   validate(config)
   mesh = mesh_lib.make_mesh(config.mesh)
   if any(m in methods_lib.FINE_TUNED for m in config.methods):
-    config_lib.check_divisible(config, 'ft.batch_size', mesh_lib.batch_divisor(mesh),
-                               f'data x fsdp mesh axes of {dict(mesh.shape)}')
+    k = config.ft.grad_accum_steps
+    config_lib.check_divisible(config, 'ft.batch_size', k * mesh_lib.batch_divisor(mesh),
+                               f'{k} grad_accum_steps slices, each split over the data x fsdp '
+                               f'mesh axes of {dict(mesh.shape)}')
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   study = Study(config, workdir, mesh, load_tokenizer(config.model))

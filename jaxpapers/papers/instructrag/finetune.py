@@ -9,7 +9,9 @@ to 0, grad-norm clip 1.0, no weight decay (the reference's train.sh on HF Traine
 ceil(epochs x examples / batch) unless `max_steps` is set. Each batch is cut to its longest
 example rounded up to `trim_multiple` tokens (examples are padded to `seq_len`), which
 leaves the loss unchanged and makes a step cost what the batch needs. `remat` recomputes
-each block in the backward pass (activation memory of one layer instead of all).
+each block in the backward pass; `grad_accum_steps` runs the batch as that many slices
+(core.rl.sft: the same loss and gradient, activations of one slice), as the reference's
+gradient accumulation.
 Training starts from the loaded weights (a GGUF is dequantised to `model.dtype`), resumes from
 its own Orbax checkpoints (train state and data iterator), and returns the trained params.
 """
@@ -76,8 +78,9 @@ def train(model, examples: Sequence[dict], ft, seed: int, workdir: pathlib.Path,
   del base
 
   # --- step and loop
-  step_fn = train_lib.compile_step(sft_lib.make_train_step(graphdef, optimizer), shardings, mesh,
-                                   {'tokens': 2, 'loss_mask': 2, 'attention_mask': 2})
+  step_fn = train_lib.compile_step(
+      sft_lib.make_train_step(graphdef, optimizer, grad_accum_steps=ft.grad_accum_steps),
+      shardings, mesh, {'tokens': 2, 'loss_mask': 2, 'attention_mask': 2})
   writer = metrics_lib.MetricWriter(workdir)
   writer.truncate_after(start)
   batches = (data_lib.to_global(b, batch_sharding) for b in data_iter)

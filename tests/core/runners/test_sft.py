@@ -78,6 +78,18 @@ def test_quickstart_writes_checkpoints_metrics_plot_and_learns(full_run):
   assert {p.name for p in (full_run / 'checkpoints').iterdir()} >= {'6', '8', '10'}
 
 
+def test_gradient_accumulation_follows_the_same_losses(full_run, tmp_path):
+  """One device, the batch in 4 slices of 2 rows: the first steps' losses are the 8-device
+  whole-batch run's."""
+  proc = subprocess.run(_cmd(tmp_path, '--config.steps=10', '--config.grad_accum_steps=4'),
+                        cwd=REPO, env=_env(1), capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  ref = {r['step']: r['loss'] for r in metrics_lib.read_metrics(full_run)}
+  got = {r['step']: r['loss'] for r in metrics_lib.read_metrics(tmp_path)}
+  assert got.keys() == ref.keys()
+  np.testing.assert_allclose([got[s] for s in (2, 4)], [ref[s] for s in (2, 4)], rtol=1e-3)
+
+
 @pytest.mark.slow
 def test_quickstart_kill9_then_rerun_is_bit_identical(full_run, tmp_path):
   cmd = _cmd(tmp_path, '--config.steps=10')
