@@ -12,7 +12,9 @@ documents, answer recall@5 of those documents), in `workdir`:
   ft/<dataset>/<method>-seedS/           SFT checkpoints and metrics.jsonl
   results.json, results.md               per dataset and method: accuracy (reference
                                          metric), accuracy_ci (95% bootstrap), em,
-                                         doc_recall_at_5; timings.json (load, synthesis,
+                                         output_chars, doc_recall_at_5; `paired`: the
+                                         paper's comparisons (COMPARISONS) as paired
+                                         differences; timings.json (load, synthesis,
                                          training, generation seconds)
 Every file is reused when present (generation also per chunk, training from its
 checkpoints), so a killed run resumes; the model is loaded only when a file is missing.
@@ -136,6 +138,10 @@ class Study:
                         path=path, finish=finish)
 
 
+# The paper's claim, per pair: rationales beat answers, in context and fine-tuned.
+COMPARISONS = (('instructrag_icl', 'vanilla_icl'), ('instructrag_ft', 'vanilla_sft'))
+
+
 def evaluate_dataset(study: Study, dataset: str, get_retriever) -> dict:
   config = study.config
   train = data_lib.prepare(config, dataset, 'train', study.workdir, get_retriever)
@@ -149,26 +155,38 @@ def evaluate_dataset(study: Study, dataset: str, get_retriever) -> dict:
     rationales = study.rationales(dataset, train)
     out['synthesis'] = {'n': len(rationales), 'gold_in_rationale': float(
         sum(r['has_answer'] for r in rationales) / max(len(rationales), 1))}
+  outputs = {}
   for name in config.methods:
-    per_seed = methods_lib.METHODS.get(name)(study, dataset, train, test)
+    per_seed = outputs[name] = methods_lib.METHODS.get(name)(study, dataset, train, test)
     summary = ir_metrics.summarize(per_seed, config.bootstrap, config.seed)
     out[name] = {**summary, 'doc_recall_at_5': recall}
     ci = summary['accuracy_ci']
     print(f"{dataset:>9} {name:>17}: accuracy {summary['accuracy']:.3f} "
           f"[{ci[0]:.3f}, {ci[1]:.3f}] EM {summary['em']:.3f} (n={summary['n']}, "
           f'{len(per_seed)} seed(s))', flush=True)
+  for a, b in COMPARISONS:
+    if a in outputs and b in outputs:
+      d = out.setdefault('paired', {})[f'{a}-{b}'] = ir_metrics.paired_difference(
+          outputs[a], outputs[b], config.bootstrap, config.seed)
+      print(f"{dataset:>9} {a} - {b}: {d['diff']:+.3f} [{d['diff_ci'][0]:+.3f}, "
+            f"{d['diff_ci'][1]:+.3f}] ({d['only_a']} questions only {a} gets, {d['only_b']} "
+            f'only {b})', flush=True)
   return out
 
 
 def table(results: dict, methods) -> str:
-  lines = ['| dataset | method | accuracy [95% CI] | EM | doc recall@5 | n |',
-           '|---|---|---|---|---|---|']
+  lines = ['| dataset | method | accuracy [95% CI] | EM | output chars | doc recall@5 | n |',
+           '|---|---|---|---|---|---|---|']
   for dataset, res in results.items():
     for m in methods:
       r = res[m]
       lines.append(f"| {dataset} | {m} | {r['accuracy']:.3f} [{r['accuracy_ci'][0]:.3f}, "
-                   f"{r['accuracy_ci'][1]:.3f}] | {r['em']:.3f} | {r['doc_recall_at_5']:.3f} "
-                   f"| {r['n']} |")
+                   f"{r['accuracy_ci'][1]:.3f}] | {r['em']:.3f} | {r['output_chars']:.0f} | "
+                   f"{r['doc_recall_at_5']:.3f} | {r['n']} |")
+    for pair, d in res.get('paired', {}).items():
+      lines.append(f"| {dataset} | {pair.replace('-', ' - ')} | {d['diff']:+.3f} "
+                   f"[{d['diff_ci'][0]:+.3f}, {d['diff_ci'][1]:+.3f}] (only A {d['only_a']}, "
+                   f"only B {d['only_b']}) | | | | {d['n']} |")
   return '\n'.join(lines) + '\n'
 
 

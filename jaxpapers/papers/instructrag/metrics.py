@@ -9,6 +9,9 @@ em        SQuAD exact match of the whole generation against any gold (core qa_me
           rationale is a paragraph, so EM is only meaningful for answer-only methods.
 Interval  95% percentile bootstrap over questions of the mean (FT: of the per-question mean
           over seeds).
+Paired    `paired_difference`: method A's accuracy minus B's on the same test questions,
+          with a bootstrap interval of the mean per-question difference (tighter than
+          comparing two separate intervals, since the questions' difficulty cancels).
 """
 from __future__ import annotations
 
@@ -47,10 +50,31 @@ def summarize(per_seed: Sequence[Sequence[dict]], draws: int = 1000, seed: int =
                  np.float64)
   em = np.array([[exact_match(r['output'], r['answers']) for r in rows] for rows in per_seed],
                 np.float64)
+  chars = np.array([[len(r['output']) for r in rows] for rows in per_seed], np.float64)
   out = {'accuracy': float(acc.mean()), 'accuracy_ci': bootstrap_ci(acc.mean(axis=0), draws,
                                                                     seed),
-         'em': float(em.mean()), 'n': int(acc.shape[1])}
+         'em': float(em.mean()), 'n': int(acc.shape[1]),
+         'output_chars': float(chars.mean())}   # the substring metric favours long outputs
   if len(per_seed) > 1:
     out['accuracy_seeds'] = [float(a) for a in acc.mean(axis=1)]
     out['accuracy_std'] = float(acc.mean(axis=1).std())
   return out
+
+
+def _per_question(per_seed: Sequence[Sequence[dict]]) -> np.ndarray:
+  return np.array([[accuracy(r['output'], r['answers']) for r in rows] for rows in per_seed],
+                  np.float64).mean(axis=0)
+
+
+def paired_difference(per_seed_a: Sequence[Sequence[dict]], per_seed_b: Sequence[Sequence[dict]],
+                      draws: int = 1000, seed: int = 0) -> dict[str, Any]:
+  """Accuracy of A minus B (each a mean over its seeds) on the same questions, with a
+  bootstrap interval over questions and the counts of questions only A / only B gets."""
+  ids_a = [r.get('id') for r in per_seed_a[0]]
+  if ids_a != [r.get('id') for r in per_seed_b[0]]:
+    raise ValueError('paired_difference: the two methods answered different questions')
+  a, b = _per_question(per_seed_a), _per_question(per_seed_b)
+  right_a, right_b = a > 0.5, b > 0.5      # right on most seeds
+  return {'diff': float((a - b).mean()), 'diff_ci': bootstrap_ci(a - b, draws, seed),
+          'only_a': int((right_a & ~right_b).sum()), 'only_b': int((right_b & ~right_a).sum()),
+          'n': int(a.size)}

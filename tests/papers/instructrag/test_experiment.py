@@ -40,6 +40,11 @@ def test_every_method_reports_accuracy_ci_em_and_recall(tiny_run):
   assert res['synthesis']['n'] == 8
   assert json.loads((workdir / 'results.json').read_text()) == results
   assert '| hotpotqa | instructrag_ft |' in (workdir / 'results.md').read_text()
+  assert set(res['paired']) == {'instructrag_icl-vanilla_icl', 'instructrag_ft-vanilla_sft'}
+  d = res['paired']['instructrag_icl-vanilla_icl']
+  assert d['diff'] == pytest.approx(res['instructrag_icl']['accuracy'] -
+                                    res['vanilla_icl']['accuracy']) and d['n'] == 8
+  assert all(res[m]['output_chars'] >= 0 for m in methods.METHODS.names())
 
 
 def test_files_hold_rationales_outputs_and_checkpoints(tiny_run):

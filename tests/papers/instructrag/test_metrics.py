@@ -51,3 +51,17 @@ def test_summarize_averages_seeds_per_question():
   one = metrics.summarize([seed0], draws=200)
   assert one['accuracy'] == 0.5 and 'accuracy_seeds' not in one
   assert np.isclose(one['em'], 0.5)
+
+
+def test_paired_difference_counts_questions_each_side_alone_gets():
+  golds = [['p'], ['q'], ['r'], ['s'], ['t']]
+  rows = lambda outs: [{'id': i, 'answers': g, 'output': o}  # noqa: E731
+                       for i, (g, o) in enumerate(zip(golds, outs))]
+  a = [rows(['p', 'q', 'r', 'x', 'x'])]
+  b = [rows(['p', 'x', 'x', 's', 'x'])]
+  d = metrics.paired_difference(a, b, draws=200)
+  assert d['diff'] == pytest.approx(0.2) and (d['only_a'], d['only_b'], d['n']) == (2, 1, 5)
+  assert d['diff_ci'][0] <= 0.2 <= d['diff_ci'][1]
+  assert metrics.summarize(a)['output_chars'] == 1.0
+  with pytest.raises(ValueError, match='different questions'):
+    metrics.paired_difference(a, [rows(['p'] * 5)[::-1]])
