@@ -125,7 +125,8 @@ def bench_hf(path: str, prompts, obs, a) -> dict | None:
         ids, cache = out.sequences, getattr(out, cache_name)
         if k + 1 < a.turns:
           ids = torch.cat([ids, torch.tensor(obs[k], dtype=torch.long)], dim=1)
-    assert ids.shape[1] == a.system + a.prompt + a.turns * turn_tokens + (a.turns - 1) * a.obs_tokens
+    assert ids.shape[1] == (a.system + a.prompt + a.turns * turn_tokens
+                            + (a.turns - 1) * a.obs_tokens)
   run(4)   # warm-up (allocator, kernels)
   stats = timing.timed(run, a.repeats)
   stats['version'] = (f'torch {torch.__version__} ({torch.get_num_threads()} threads), '
@@ -151,8 +152,9 @@ def main(argv=None):
     prompts = np.concatenate([np.repeat(system, a.batch, 0), prompts], axis=1)
   obs = _observations(a, cfg.vocab_size)
   print(f'model: qwen2 {cfg.num_params / 1e6:.1f}M params, {a.dtype}; batch {a.batch}, prompt '
-        f'{a.system} shared + {a.prompt}, {a.turns} turns x {a.turn_tokens} sampled + {a.obs_tokens}-token '
-        f'observations; jax {jax.__version__} on {jax.devices()[0].device_kind}; '
+        f'{a.system} shared + {a.prompt}, {a.turns} turns x {a.turn_tokens} sampled + '
+        f'{a.obs_tokens}-token observations; jax {jax.__version__} on '
+        f'{jax.devices()[0].device_kind}; '
         f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}', flush=True)
   cached = bench_ours(model, prompts, obs, a, kv_reuse=True)
   print(_line('ours, kept caches', a, cached, f'; compile {cached["compile_s"]:.1f} s'),

@@ -331,8 +331,7 @@ def _rollout_cached(pair, tokenizer, episodes, env, cfg: AgentConfig, rng, eos_i
   """The multi-turn loop over kept per-episode caches (see the module docstring)."""
   model_cfg = nnx.merge(*pair).config
   n = len(episodes)
-  prefix = (sampler.common_prefix([ep.prompt for ep in episodes], cfg.shared_prefix)
-            if cfg.shared_prefix > 0 else [])
+  prefix = sampler.common_prefix([ep.prompt for ep in episodes], cfg.shared_prefix)
   p = len(prefix)                   # a shared prefix is prefilled once, for every row
   width = sampler.bucket_length(max(len(ep.prompt) for ep in episodes) - p, cfg.prompt_bucket)
   capacity = _round_up(p + width + cfg.max_total_tokens + cfg.max_turn_tokens

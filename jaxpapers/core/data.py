@@ -135,13 +135,10 @@ def trim_padding(batch: Mapping[str, np.ndarray], multiple: int,
   mask = np.asarray(batch[mask_key])
   width = mask.shape[1]
   used = np.flatnonzero(mask.any(0))
-  keep = min(width, _round_up(int(used[-1]) + 1 if used.size else 1, multiple))
+  needed = int(used[-1]) + 1 if used.size else 1
+  keep = min(width, -(-needed // multiple) * multiple)
   return {k: v[:, :keep] if np.ndim(v) >= 2 and np.shape(v)[1] == width else v
           for k, v in batch.items()}
-
-
-def _round_up(n: int, multiple: int) -> int:
-  return -(-n // multiple) * multiple
 
 
 def batched_pipeline(records: Sequence[Record], transform: Callable[[Record], dict],

@@ -347,16 +347,17 @@ PREFIX_BUCKET = 64   # shared prefixes are cut to multiples of this (few compile
 
 def common_prefix(prompts: Sequence[Sequence[int]], min_len: int) -> list[int]:
   """The prompts' longest common prefix, cut to a multiple of PREFIX_BUCKET and so that
-  every prompt keeps at least one token of its own; [] when that is under `min_len`."""
+  every prompt keeps at least one token of its own; [] when that is under `min_len` (or
+  `min_len` <= 0: sharing off)."""
   rows = [list(p) for p in prompts]
-  if not rows:
+  if not rows or min_len <= 0:
     return []
   n = min(len(r) for r in rows) - 1
   first = rows[0]
   for r in rows[1:]:
     n = next((k for k in range(n) if r[k] != first[k]), n)
   n = n // PREFIX_BUCKET * PREFIX_BUCKET
-  return first[:n] if n >= max(min_len, 1) else []
+  return first[:n] if n >= min_len else []
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'batch', 'capacity'))
@@ -405,8 +406,8 @@ def generate(model, prompts, *, max_new_tokens: int, rng, temperature: float = 1
     raise ValueError(f'max_new_tokens must be > 0, got {max_new_tokens}')
   graphdef, params = split(model, mesh)
   cfg = nnx.merge(graphdef, params).config
-  prefix = (common_prefix(prompts, shared_prefix)
-            if shared_prefix > 0 and not isinstance(prompts, (np.ndarray, jax.Array)) else [])
+  prefix = ([] if isinstance(prompts, (np.ndarray, jax.Array))
+            else common_prefix(prompts, shared_prefix))
   if prefix:
     prompts = [list(p)[len(prefix):] for p in prompts]
   tokens, mask = pad_prompts(prompts, pad_id, prompt_mask, prompt_bucket)

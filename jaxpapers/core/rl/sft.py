@@ -45,7 +45,8 @@ def slices(batch: Mapping[str, jax.Array], k: int) -> dict[str, jax.Array]:
 def accumulated_sft_loss(params, graphdef, batch: Mapping[str, jax.Array], k: int,
                          logits_chunk: int = 128):
   """`sft_loss` of the whole batch, computed one slice of B / k rows at a time."""
-  total = jnp.maximum(batch['loss_mask'][:, 1:].astype(jnp.float32).sum(), 1.0)
+  targets = batch['loss_mask'][:, 1:].astype(jnp.float32).sum()
+  total = jnp.maximum(targets, 1.0)
 
   @jax.checkpoint
   def one(params, micro):
@@ -57,7 +58,7 @@ def accumulated_sft_loss(params, graphdef, batch: Mapping[str, jax.Array], k: in
 
   nll, _ = jax.lax.scan(body, jnp.zeros((), jnp.float32), slices(batch, k))
   return nll, {'loss': nll, 'perplexity': jnp.exp(jnp.minimum(nll, 50.0)),
-               'target_tokens': batch['loss_mask'][:, 1:].astype(jnp.float32).sum()}
+               'target_tokens': targets}
 
 
 def make_train_step(graphdef, optimizer, logits_chunk: int = 128, grad_accum_steps: int = 1):

@@ -42,15 +42,22 @@ def bootstrap_ci(values: Sequence[float], draws: int = 1000, seed: int = 0,
   return stats.percentile_interval(x[idx].mean(axis=1), level)
 
 
+def _correct(row: dict) -> bool:
+  return accuracy(row['output'], row['answers'])
+
+
+def _matrix(per_seed: Sequence[Sequence[dict]], score) -> np.ndarray:
+  """[seeds, questions] of `score(row)`."""
+  return np.array([[score(r) for r in rows] for rows in per_seed], np.float64)
+
+
 def summarize(per_seed: Sequence[Sequence[dict]], draws: int = 1000, seed: int = 0
               ) -> dict[str, Any]:
   """Accuracy (mean over seeds), its interval, EM, for output rows {answers, output} of one
   or more seeds over the same questions."""
-  acc = np.array([[accuracy(r['output'], r['answers']) for r in rows] for rows in per_seed],
-                 np.float64)
-  em = np.array([[exact_match(r['output'], r['answers']) for r in rows] for rows in per_seed],
-                np.float64)
-  chars = np.array([[len(r['output']) for r in rows] for rows in per_seed], np.float64)
+  acc = _matrix(per_seed, _correct)
+  em = _matrix(per_seed, lambda r: exact_match(r['output'], r['answers']))
+  chars = _matrix(per_seed, lambda r: len(r['output']))
   out = {'accuracy': float(acc.mean()), 'accuracy_ci': bootstrap_ci(acc.mean(axis=0), draws,
                                                                     seed),
          'em': float(em.mean()), 'n': int(acc.shape[1]),
@@ -61,11 +68,6 @@ def summarize(per_seed: Sequence[Sequence[dict]], draws: int = 1000, seed: int =
   return out
 
 
-def _per_question(per_seed: Sequence[Sequence[dict]]) -> np.ndarray:
-  return np.array([[accuracy(r['output'], r['answers']) for r in rows] for rows in per_seed],
-                  np.float64).mean(axis=0)
-
-
 def paired_difference(per_seed_a: Sequence[Sequence[dict]], per_seed_b: Sequence[Sequence[dict]],
                       draws: int = 1000, seed: int = 0) -> dict[str, Any]:
   """Accuracy of A minus B (each a mean over its seeds) on the same questions, with a
@@ -73,7 +75,7 @@ def paired_difference(per_seed_a: Sequence[Sequence[dict]], per_seed_b: Sequence
   ids_a = [r.get('id') for r in per_seed_a[0]]
   if ids_a != [r.get('id') for r in per_seed_b[0]]:
     raise ValueError('paired_difference: the two methods answered different questions')
-  a, b = _per_question(per_seed_a), _per_question(per_seed_b)
+  a, b = _matrix(per_seed_a, _correct).mean(axis=0), _matrix(per_seed_b, _correct).mean(axis=0)
   right_a, right_b = a > 0.5, b > 0.5      # right on most seeds
   return {'diff': float((a - b).mean()), 'diff_ci': bootstrap_ci(a - b, draws, seed),
           'only_a': int((right_a & ~right_b).sum()), 'only_b': int((right_b & ~right_a).sum()),
